@@ -1,0 +1,348 @@
+#!/usr/bin/env bash
+# Side-by-side serving benchmark of the TorchScript MLP (examples/models/mlp):
+#
+#   1. berth          build/bin/berth serve (the thing under test)
+#   2. Flask          gunicorn + Flask, 2 workers, same model, path and JSON
+#   3. nginx          the exact berth response body as a static file (HTTP ceiling)
+#   4. compute        the model called in-process from Python in a loop (compute ceiling)
+#
+# All servers listen on 127.0.0.1 only, on free ports, and are stopped by the
+# PIDs this script started (trap on EXIT). Each server is warmed up, then
+# measured with wrk (throughput, errors; Lua script bench/infer.lua) and hey
+# (latency percentiles). The table goes to bench/results/YYYY-MM-DD-serve-mlp.md.
+#
+# usage: bench/serve_mlp.sh [--smoke] [--out FILE]
+#   --smoke      CI smoke: writes the table to a temp dir (not bench/results)
+#                and exits non-zero if any contender failed to start or run.
+#                Use with DURATION=1.
+#   --out FILE   write the table to FILE instead.
+# environment:
+#   DURATION=10        seconds per measurement (wrk run, hey run, compute loop)
+#   WARMUP=2           seconds of wrk warm-up per server (1 with --smoke)
+#   CONNECTIONS=16     connections (wrk -c, hey -c)
+#   WRK_THREADS=2      wrk -t
+#   GUNICORN_WORKERS=2 GUNICORN_WORKER_CLASS=sync GUNICORN_THREADS=1
+#   NGINX_WORKERS=2
+#   BERTH_BIN=build/bin/berth  MODEL_REPO=examples/models
+#   BERTH_EXTRA_ARGS=""        extra arguments for berth serve (recorded)
+#   KEEP_WORK=1                keep the temp dir with all raw logs
+#   BENCH_SKIP_BERTH=1         development only: run without berth (nginx then
+#                              serves Flask's body); the table says it is not a result.
+# exit status: 0 when every contender ran without errors; 1 when a contender
+# failed or saw errors (the table is still written, flagged as not a result);
+# 2 on bad usage or missing tools.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+SMOKE=0
+OUT=""
+while (($#)); do
+  case "$1" in
+    --smoke) SMOKE=1 ;;
+    --out) OUT=${2:?--out needs a file}; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "serve_mlp.sh: unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+DURATION=${DURATION:-10}
+if ((SMOKE)); then WARMUP=${WARMUP:-1}; else WARMUP=${WARMUP:-2}; fi
+CONNECTIONS=${CONNECTIONS:-16}
+WRK_THREADS=${WRK_THREADS:-2}
+GUNICORN_WORKERS=${GUNICORN_WORKERS:-2}
+GUNICORN_WORKER_CLASS=${GUNICORN_WORKER_CLASS:-sync}
+GUNICORN_THREADS=${GUNICORN_THREADS:-1}
+NGINX_WORKERS=${NGINX_WORKERS:-2}
+BERTH_BIN=${BERTH_BIN:-build/bin/berth}
+MODEL_REPO=${MODEL_REPO:-examples/models}
+BERTH_EXTRA_ARGS=${BERTH_EXTRA_ARGS:-}
+SKIP_BERTH=${BENCH_SKIP_BERTH:-0}
+MODEL=mlp
+MODEL_PT="$MODEL_REPO/$MODEL/1/model.pt"
+INFER_PATH="/v2/models/$MODEL/infer"
+PY=/usr/bin/python3
+export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in bench/
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+for v in DURATION WARMUP CONNECTIONS WRK_THREADS GUNICORN_WORKERS GUNICORN_THREADS NGINX_WORKERS; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "serve_mlp.sh: $v must be a positive integer, got '${!v}'" >&2; exit 2; }
+done
+missing=()
+for t in wrk hey curl timeout "$PY" "$NGINX"; do
+  command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+done
+"$PY" -c 'import torch, flask, gunicorn' 2>/dev/null || missing+=("python3-torch/python3-flask/gunicorn for $PY")
+if ((${#missing[@]})); then
+  echo "serve_mlp.sh: missing: ${missing[*]} (BERTH_BENCH_DEPS=1 scripts/install-deps.sh installs them)" >&2
+  exit 2
+fi
+[[ -f $MODEL_PT ]] || { echo "serve_mlp.sh: no model at $MODEL_PT" >&2; exit 2; }
+MODEL_PT_ABS=$(realpath "$MODEL_PT")
+
+DATE=$(date +%F)
+if [[ -z $OUT ]]; then
+  if ((SMOKE)); then
+    OUT=$(mktemp -d /tmp/berth-bench-smoke.XXXXXX)/$DATE-serve-mlp.md
+  else
+    OUT="bench/results/$DATE-serve-mlp.md"
+  fi
+fi
+mkdir -p "$(dirname "$OUT")"
+
+WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
+chmod 755 "$WORK"   # nginx workers may run as nobody and read www/ below
+PIDS=()     # servers, stopped in cleanup
+FG_PID=""   # the load generator or compute loop running now
+
+# run_bounded LIMIT OUTFILE CMD...: run CMD under timeout(1) in the background
+# and wait for it, so that a signal to this script is handled at once.
+run_bounded() {
+  local limit=$1 out=$2 rc=0
+  shift 2
+  timeout -k 5 "$limit" "$@" >"$out" 2>&1 &
+  FG_PID=$!
+  wait "$FG_PID" || rc=$?
+  FG_PID=""
+  return "$rc"
+}
+
+log() { printf '[serve_mlp %(%T)T] %s\n' -1 "$*" >&2; }
+
+# shellcheck disable=SC2317  # stop_pid and cleanup run from the EXIT trap
+stop_pid() {  # stop_pid PID: TERM, wait up to 10 s, then KILL
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  log "pid $pid did not stop after SIGTERM; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317
+cleanup() {
+  local rc=$? pid
+  trap - EXIT
+  trap '' INT TERM HUP PIPE   # finish stopping the children whatever happens
+  [[ -n $FG_PID ]] && stop_pid "$FG_PID"
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  if [[ ${KEEP_WORK:-0} == 1 ]]; then
+    log "raw logs kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
+
+# Three distinct free loopback ports (or BERTH_PORT / FLASK_PORT / NGINX_PORT).
+read -r FREE1 FREE2 FREE3 < <("$PY" - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+EOF
+)
+P_BERTH=${BERTH_PORT:-$FREE1}
+P_FLASK=${FLASK_PORT:-$FREE2}
+P_NGINX=${NGINX_PORT:-$FREE3}
+
+# One 16-float row, the same request for every contender.
+BODY="$WORK/body.json"
+"$PY" - "$BODY" <<'EOF'
+import json, sys
+row = [round((i - 7.5) / 8, 4) for i in range(16)]
+body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16], "data": row}]}
+with open(sys.argv[1], "w") as f:
+    f.write(json.dumps(body, separators=(",", ":")))
+EOF
+export BENCH_BODY_FILE="$BODY"
+
+COMMANDS="$WORK/commands.txt"
+: >"$COMMANDS"
+record() {  # record LABEL ARGV...: the exact command line, shell-quoted
+  local label=$1; shift
+  printf '%s\t%s\n' "$label" "$(printf '%q ' "$@" | sed 's/ $//')" >>"$COMMANDS"
+}
+
+STATUS="$WORK/status.txt"   # NAME<TAB>ok|failed<TAB>reason
+: >"$STATUS"
+set_status() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$STATUS"; }
+status_of() { awk -F'\t' -v n="$1" '$1 == n { s = $2 } END { print s }' "$STATUS"; }
+reason_of() { awk -F'\t' -v n="$1" '$1 == n { s = $3 } END { print s }' "$STATUS"; }
+
+# wait_until_ok NAME PID URL [post]: poll (bounded, 90 s) until URL answers 200.
+wait_until_ok() {
+  local name=$1 pid=$2 url=$3 method=${4:-get} deadline=$((SECONDS + 90)) code
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      set_status "$name" failed "process exited before it was ready (see its log)"
+      return 1
+    fi
+    if [[ $method == post ]]; then
+      code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 -H 'Content-Type: application/json' \
+        --data-binary "@$BODY" "$url" 2>/dev/null || true)
+    else
+      code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)
+    fi
+    [[ $code == 200 ]] && return 0
+    sleep 0.2
+  done
+  set_status "$name" failed "not ready within 90 s"
+  return 1
+}
+
+# check_infer NAME PORT: one request; the answer must be 200 with probs [1,4].
+check_infer() {
+  local name=$1 port=$2 out="$WORK/$1.response.json" code
+  code=$(curl -sS -o "$out" -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
+    --data-binary "@$BODY" "http://127.0.0.1:$port$INFER_PATH" 2>>"$WORK/$name.curl.err" || true)
+  if [[ $code != 200 ]]; then
+    set_status "$name" failed "check request answered HTTP ${code:-nothing}: $(head -c 300 "$out" 2>/dev/null)"
+    return 1
+  fi
+  if ! "$PY" - "$out" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+o = {t["name"]: t for t in r["outputs"]}["probs"]
+assert o["datatype"] == "FP32" and list(o["shape"]) == [1, 4] and len(o["data"]) == 4, o
+EOF
+  then
+    set_status "$name" failed "check request answered 200 but not a probs FP32 [1,4] tensor: $(head -c 300 "$out")"
+    return 1
+  fi
+  set_status "$name" ok ""
+}
+
+log_tail() { if [[ -f $1 ]]; then tail -n 20 "$1" | sed 's/^/    /' >&2; fi; }
+
+# ---------------------------------------------------------------- 1. berth
+BERTH_CMD=("$BERTH_BIN" serve --model-repository "$MODEL_REPO" --host 127.0.0.1
+           --http-port "$P_BERTH" --log-level warn)
+# shellcheck disable=SC2206
+[[ -n $BERTH_EXTRA_ARGS ]] && BERTH_CMD+=($BERTH_EXTRA_ARGS)
+if ((SKIP_BERTH)); then
+  set_status berth failed "skipped (BENCH_SKIP_BERTH=1)"
+elif [[ ! -x $BERTH_BIN ]]; then
+  set_status berth failed "$BERTH_BIN does not exist or is not executable (build berth first)"
+else
+  log "starting berth on 127.0.0.1:$P_BERTH"
+  record berth "${BERTH_CMD[@]}"
+  "${BERTH_CMD[@]}" >"$WORK/berth.log" 2>&1 &
+  PIDS+=($!)
+  BERTH_PID=$!
+  if wait_until_ok berth "$BERTH_PID" "http://127.0.0.1:$P_BERTH/v2/models/$MODEL/ready"; then
+    check_infer berth "$P_BERTH" || true
+  fi
+fi
+[[ $(status_of berth) == ok ]] || { log "berth failed: $(reason_of berth)"; log_tail "$WORK/berth.log"; }
+
+# ---------------------------------------------------------------- 2. gunicorn + Flask
+export BENCH_MODEL_PATH="$MODEL_PT_ABS" BENCH_MODEL_NAME="$MODEL"
+FLASK_CMD=("$PY" -m gunicorn --workers "$GUNICORN_WORKERS" --worker-class "$GUNICORN_WORKER_CLASS"
+           --threads "$GUNICORN_THREADS" --bind "127.0.0.1:$P_FLASK" --backlog 2048
+           --log-level warning --pythonpath "$ROOT/bench" flask_app:app)
+log "starting gunicorn + Flask on 127.0.0.1:$P_FLASK"
+record flask "BENCH_MODEL_PATH=$BENCH_MODEL_PATH" "${FLASK_CMD[@]}"
+"${FLASK_CMD[@]}" >"$WORK/flask.log" 2>&1 &
+PIDS+=($!)
+FLASK_PID=$!
+if wait_until_ok flask "$FLASK_PID" "http://127.0.0.1:$P_FLASK/v2/health/ready"; then
+  check_infer flask "$P_FLASK" || true
+fi
+[[ $(status_of flask) == ok ]] || { log "flask failed: $(reason_of flask)"; log_tail "$WORK/flask.log"; }
+
+# ---------------------------------------------------------------- 3. nginx
+NGX="$WORK/nginx"
+mkdir -p "$NGX/www$(dirname "$INFER_PATH")"
+STATIC_FROM=berth
+if [[ $(status_of berth) == ok ]]; then
+  cp "$WORK/berth.response.json" "$NGX/www$INFER_PATH"
+elif ((SKIP_BERTH)) && [[ $(status_of flask) == ok ]]; then
+  STATIC_FROM=flask
+  cp "$WORK/flask.response.json" "$NGX/www$INFER_PATH"
+fi
+if [[ -f $NGX/www$INFER_PATH ]]; then
+  chmod -R a+rX "$NGX"
+  sed -e "s|@PREFIX@|$NGX|g" -e "s|@PORT@|$P_NGINX|g" -e "s|@PATH@|$INFER_PATH|g" \
+      -e "s|@WORKERS@|$NGINX_WORKERS|g" bench/nginx.conf.in >"$NGX/nginx.conf"
+  NGINX_CMD=("$NGINX" -p "$NGX/" -c "$NGX/nginx.conf" -e "$NGX/error.log" -g 'daemon off;')
+  log "starting nginx on 127.0.0.1:$P_NGINX (static body from $STATIC_FROM)"
+  record nginx "${NGINX_CMD[@]}"
+  "${NGINX_CMD[@]}" >"$WORK/nginx.log" 2>&1 &
+  PIDS+=($!)
+  NGINX_PID=$!
+  if wait_until_ok nginx "$NGINX_PID" "http://127.0.0.1:$P_NGINX/v2/health/ready"; then
+    check_infer nginx "$P_NGINX" || true
+  fi
+  [[ $(status_of nginx) == ok ]] || { log "nginx failed: $(reason_of nginx)"; log_tail "$NGX/error.log"; log_tail "$WORK/nginx.log"; }
+else
+  set_status nginx failed "no berth response body to serve (berth did not answer)"
+fi
+
+# ---------------------------------------------------------------- 4. load
+declare -A PORT=([berth]=$P_BERTH [flask]=$P_FLASK [nginx]=$P_NGINX)
+LIMIT=$((DURATION + WARMUP + 60))   # hard bound on each load generator run
+for name in berth flask nginx; do
+  [[ $(status_of "$name") == ok ]] || continue
+  url="http://127.0.0.1:${PORT[$name]}$INFER_PATH"
+  log "$name: warm-up ${WARMUP}s"
+  run_bounded "$LIMIT" "$WORK/$name.warmup.txt" \
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/infer.lua "$url" || true
+  wrk_cmd=(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/infer.lua "$url")
+  record "$name.wrk" "BENCH_BODY_FILE=body.json" "${wrk_cmd[@]}"
+  log "$name: wrk ${DURATION}s"
+  run_bounded "$LIMIT" "$WORK/$name.wrk.txt" "${wrk_cmd[@]}" || echo "wrk exit status $?" >>"$WORK/$name.wrk.txt"
+  hey_cmd=(hey -z "${DURATION}s" -c "$CONNECTIONS" -m POST -T application/json -D "$BODY" "$url")
+  record "$name.hey" "${hey_cmd[@]/#$BODY/body.json}"
+  log "$name: hey ${DURATION}s"
+  run_bounded "$LIMIT" "$WORK/$name.hey.txt" "${hey_cmd[@]}" || echo "hey exit status $?" >>"$WORK/$name.hey.txt"
+  if [[ $name == berth ]] && ! kill -0 "$BERTH_PID" 2>/dev/null; then
+    log "berth exited during the load"; log_tail "$WORK/berth.log"
+  fi
+done
+# A server that died under load is a failure even if the tools reported something.
+for pair in "berth:${BERTH_PID:-}" "flask:$FLASK_PID" "nginx:${NGINX_PID:-}"; do
+  name=${pair%%:*} pid=${pair#*:}
+  if [[ $(status_of "$name") == ok && -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+    set_status "$name" failed "process exited during the benchmark (see its log)"
+  fi
+done
+
+# ---------------------------------------------------------------- 5. compute ceiling
+COMPUTE_CMD=("$PY" bench/compute_ceiling.py "$MODEL_PT" body.json "$DURATION" 1 64)
+record compute "${COMPUTE_CMD[@]}"
+log "compute ceiling (Python in-process): ${DURATION}s per batch size"
+if run_bounded $((2 * DURATION + 60)) "$WORK/compute.out" \
+     "$PY" bench/compute_ceiling.py "$MODEL_PT_ABS" "$BODY" "$DURATION" 1 64 &&
+   tail -n 1 "$WORK/compute.out" >"$WORK/compute.json"; then
+  set_status compute ok ""
+else
+  set_status compute failed "compute_ceiling.py failed: $(tail -n 3 "$WORK/compute.out")"
+fi
+
+# ---------------------------------------------------------------- 6. table
+BERTH_VERSION="(not run)"
+if [[ -x $BERTH_BIN ]]; then
+  BERTH_VERSION=$(timeout 10 "$BERTH_BIN" --version 2>&1 | head -n 3 || true)
+fi
+rc=0
+"$PY" bench/serve_mlp_report.py \
+  --work "$WORK" --out "$OUT" --smoke "$SMOKE" --duration "$DURATION" --warmup "$WARMUP" \
+  --connections "$CONNECTIONS" --berth-version "$BERTH_VERSION" --static-from "$STATIC_FROM" \
+  --flask-config "gunicorn ${GUNICORN_WORKERS} workers, ${GUNICORN_WORKER_CLASS} worker class, ${GUNICORN_THREADS} thread(s) each" \
+  --model "$MODEL_PT" || rc=$?
+log "table written to $OUT"
+if ((SMOKE)); then cat "$OUT"; fi
+exit "$rc"

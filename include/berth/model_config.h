@@ -1,0 +1,47 @@
+// A model's configuration, as read from DIR/<model>/model.yaml.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "berth/status.h"
+#include "berth/tensor.h"
+
+namespace berth {
+
+struct TensorSpec {
+  std::string name;
+  DataType dtype = DataType::kFp32;
+  // Excludes the batch dimension when max_batch_size > 0; -1 = any size.
+  std::vector<int64_t> shape;
+};
+
+struct ModelConfig {
+  std::string name;     // the model directory's name
+  std::string backend;  // plugin name, e.g. "torchscript"
+  int64_t max_batch_size = 0;
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  int instances = 1;
+  int threads = 1;
+  std::map<std::string, std::string> parameters;  // backend-specific
+
+  bool batched() const { return max_batch_size > 0; }
+  // The shape clients see: [-1, ...spec] when batched.
+  std::vector<int64_t> FullShape(const TensorSpec& spec) const;
+  const TensorSpec* FindInput(std::string_view name) const;
+  const TensorSpec* FindOutput(std::string_view name) const;
+};
+
+// Parses model.yaml text. `source` names the file in error messages, which
+// also name the key and what was expected:
+//   "models/mlp/model.yaml: inputs[0].datatype: expected one of BOOL, ...; got 'FP33'"
+Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, const std::string& model_name,
+                                     const std::string& source);
+
+// Reads and parses `path`.
+Result<ModelConfig> LoadModelConfig(const std::string& path, const std::string& model_name);
+
+}  // namespace berth

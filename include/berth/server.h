@@ -1,0 +1,46 @@
+// Entry points the CLI calls: `berth serve` and `berth predict`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "berth/status.h"
+
+namespace berth {
+
+// The version of berth, e.g. "0.1.0".
+const char* Version();
+
+struct ServerOptions {
+  std::string model_repository;
+  std::string host = "0.0.0.0";
+  uint16_t http_port = 8000;
+  int http_threads = 0;  // 0 = number of CPUs
+  uint64_t max_request_bytes = 64ull << 20;
+  uint32_t max_header_bytes = 16 << 10;
+  int read_timeout_secs = 30;    // to receive one whole request once it started
+  int idle_timeout_secs = 60;    // between requests on a keep-alive connection
+  int shutdown_grace_secs = 10;  // drain bound after SIGTERM/SIGINT
+  std::string backend_dir;       // "" = next to the binary: ../lib/berth/backends
+};
+
+// Serves until SIGTERM or SIGINT, then drains. Returns an error only if the
+// server could not start (bad repository path, port in use).
+Status RunServer(const ServerOptions& options);
+
+struct PredictOptions {
+  std::string model_dir;
+  std::vector<std::pair<std::string, std::string>> inputs;  // name, JSON array text
+  int64_t version = -1;                                     // -1 = highest
+  std::string backend_dir;
+};
+
+// Loads one model, runs it once, and returns the v2 JSON response.
+Result<std::string> RunPredict(const PredictOptions& options);
+
+// The directory that holds backend plugins when none is configured.
+std::string DefaultBackendDir();
+
+}  // namespace berth

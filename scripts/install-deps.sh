@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package berth needs to build, test and benchmark.
+# Idempotent: skips apt entirely when everything is already installed.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  libboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev
+  libtorch-dev libopenblas0-pthread
+  python3-torch python3-numpy python3-pytest python3-requests
+)
+if [[ "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
+  PKGS+=(python3-flask gunicorn nginx-light wrk hey)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything (Debian 12, apt), builds berth twice (release with every
+# backend; address+undefined sanitizers with the identity backend), and runs
+# every test: unit tests (CTest), end-to-end tests (pytest against the real
+# binary), a smoke run of the benchmark script, and the clang-format check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+
+echo "== install"
+BERTH_BENCH_DEPS=1 scripts/install-deps.sh
+
+echo "== format check"
+files=$(git ls-files '*.cc' '*.h' 2>/dev/null || find include src backends tools -name '*.cc' -o -name '*.h')
+clang-format --dry-run --Werror $files
+
+echo "== release build"
+scripts/build.sh build
+echo "== unit tests"
+ctest --test-dir build --output-on-failure -j 2
+echo "== end-to-end tests"
+BERTH_BIN=build/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider
+
+echo "== sanitizer build (address,undefined)"
+scripts/build.sh build-asan -DBERTH_SANITIZE=address,undefined -DBERTH_WITH_TORCH=OFF
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+echo "== unit tests (sanitizers)"
+ctest --test-dir build-asan --output-on-failure -j 2
+echo "== protocol end-to-end tests (sanitizers, identity backend)"
+BERTH_BIN=build-asan/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider -m "not torch"
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+if [[ -f bench/serve_mlp.sh ]]; then
+  echo "== benchmark smoke"
+  DURATION=1 bash bench/serve_mlp.sh --smoke
+fi
+echo "== all tests passed"

@@ -1,0 +1,101 @@
+// `berth predict`: load one model directory, run it once, print the response.
+#include <simdjson.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+
+#include "backend/backend_registry.h"
+#include "berth/server.h"
+#include "common/json_writer.h"
+#include "repository/model_repository.h"
+#include "request/v2_codec.h"
+#include "request/validate.h"
+
+namespace berth {
+namespace {
+
+Result<std::string> ReadValue(const std::string& name, const std::string& value) {
+  if (value.empty() || value[0] != '@') return value;
+  std::ifstream in(value.substr(1), std::ios::binary);
+  if (!in) return NotFound("--input " + name + ": cannot read file '" + value.substr(1) + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The shape of a nested JSON array, read along its first elements.
+Result<std::vector<int64_t>> ShapeOf(const std::string& name, const std::string& json, std::string* data) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  if (auto err = parser.parse(json).get(e)) {
+    return InvalidArgument("--input " + name + ": malformed JSON: " + simdjson::error_message(err));
+  }
+  std::vector<int64_t> shape;
+  if (!e.is_array()) {  // a scalar is a one-element vector
+    *data = "[" + std::string(simdjson::minify(e)) + "]";
+    return std::vector<int64_t>{1};
+  }
+  *data = std::string(simdjson::minify(e));
+  while (e.is_array()) {
+    simdjson::dom::array a = e.get_array().value_unsafe();
+    shape.push_back(static_cast<int64_t>(a.size()));
+    if (a.size() == 0) break;
+    e = a.at(0).value_unsafe();
+  }
+  return shape;
+}
+
+}  // namespace
+
+Result<std::string> RunPredict(const PredictOptions& o) {
+  std::filesystem::path dir = std::filesystem::path(o.model_dir).lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();
+  std::string name = dir.filename().string();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return NotFound(o.model_dir + ": not a model directory");
+  BackendRegistry backends(o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir);
+  ASSIGN_OR_RETURN(std::shared_ptr<ModelVersion> mv, LoadModelVersion(dir.string(), name, o.version, &backends));
+  const ModelConfig& config = *mv->config;
+
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key("inputs");
+  w.BeginArray();
+  for (const auto& [input_name, raw] : o.inputs) {
+    ASSIGN_OR_RETURN(std::string value, ReadValue(input_name, raw));
+    std::string data;
+    ASSIGN_OR_RETURN(std::vector<int64_t> shape, ShapeOf(input_name, value, &data));
+    const TensorSpec* spec = config.FindInput(input_name);
+    if (spec && config.batched() && shape.size() == spec->shape.size()) shape.insert(shape.begin(), 1);
+    w.BeginObject();
+    w.Key("name");
+    w.String(input_name);
+    w.Key("datatype");
+    w.String(DataTypeName(spec ? spec->dtype : DataType::kFp32));
+    w.Key("shape");
+    w.BeginArray();
+    for (int64_t d : shape) w.Int(d);
+    w.EndArray();
+    w.Key("data");
+    w.Raw(data);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+
+  ASSIGN_OR_RETURN(InferRequest decoded, DecodeInferRequest(body, std::nullopt));
+  auto request = std::make_unique<InferRequest>(std::move(decoded));
+  RETURN_IF_ERROR(ValidateRequest(config, request.get()));
+  std::promise<Result<InferResponse>> done;
+  auto future = done.get_future();
+  mv->scheduler->Enqueue(std::move(request), [&done](Result<InferResponse> r) { done.set_value(std::move(r)); });
+  Result<InferResponse> response = future.get();
+  mv->scheduler->Stop();
+  if (!response.ok()) return response.status();
+  return EncodeInferResponse(*response).body;
+}
+
+}  // namespace berth

@@ -1,0 +1,98 @@
+// `berth serve`: the repository, the v2 handler and the HTTP server, wired.
+#include "berth/server.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "protocol/http/http_server.h"
+#include "protocol/http/v2_handler.h"
+#include "repository/model_repository.h"
+
+namespace berth {
+namespace {
+
+// The BLAS libraries mapped into this process (LibTorch pulls one in through
+// Debian's alternatives: the reference BLAS is ~18x slower than OpenBLAS).
+std::string BlasInUse() {
+  std::ifstream maps("/proc/self/maps");
+  std::set<std::string> libs;
+  std::string line;
+  while (std::getline(maps, line)) {
+    auto slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    std::string path = line.substr(slash);
+    std::string file = std::filesystem::path(path).filename().string();
+    if (file.find("blas") != std::string::npos || file.find("mkl_") != std::string::npos) libs.insert(path);
+  }
+  if (libs.empty()) return "none loaded";
+  std::string out;
+  for (const auto& l : libs) out += (out.empty() ? "" : ", ") + l;
+  return out;
+}
+
+}  // namespace
+
+const char* Version() { return "0.1.0"; }
+
+std::string DefaultBackendDir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "lib/berth/backends";
+  return (exe.parent_path().parent_path() / "lib" / "berth" / "backends").string();
+}
+
+Status RunServer(const ServerOptions& o) {
+  ModelRepository::Options ro;
+  ro.root = o.model_repository;
+  ro.backend_dir = o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir;
+  ASSIGN_OR_RETURN(std::unique_ptr<ModelRepository> repository, ModelRepository::Create(ro));
+
+  std::atomic<bool> draining{false};
+  V2Handler handler(repository.get(), &draining);
+  HttpServer::Options ho;
+  ho.host = o.host;
+  ho.port = o.http_port;
+  ho.threads =
+      o.http_threads > 0 ? o.http_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ho.max_body_bytes = o.max_request_bytes;
+  ho.max_header_bytes = o.max_header_bytes;
+  ho.read_timeout_secs = o.read_timeout_secs;
+  ho.idle_timeout_secs = o.idle_timeout_secs;
+  ho.shutdown_grace_secs = o.shutdown_grace_secs;
+  ho.on_shutdown = [&draining] { draining = true; };
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Create(ho, &handler));
+  spdlog::info("berth {} listening on http://{}:{} ({} HTTP threads), repository {}, backends in {}", Version(), o.host,
+               server->port(), ho.threads, o.model_repository, ro.backend_dir);
+
+  // Models load in the background: live answers at once, ready once loading finished.
+  std::thread loader([&repository] {
+    repository->LoadAll();
+    size_t ready = 0, total = 0;
+    for (const auto& e : repository->Index()) {
+      ++total;
+      if (e.state == ModelState::kReady) ++ready;
+    }
+    spdlog::info("{} of {} models ready; BLAS: {}", ready, total, BlasInUse());
+  });
+  bool drained = server->Run();
+  if (!drained || !repository->loaded()) {
+    // The grace period is over: executors still busy (or a model still
+    // loading) cannot be joined in bounded time, so leave without them.
+    spdlog::warn("exiting with work unfinished after the {} s shutdown grace period", o.shutdown_grace_secs);
+    spdlog::shutdown();
+    std::_Exit(0);
+  }
+  loader.join();
+  repository->StopAll();
+  spdlog::info("stopped");
+  return Status::Ok();
+}
+
+}  // namespace berth

@@ -1,0 +1,201 @@
+#include "berth/model_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace berth {
+namespace {
+
+constexpr int64_t kMaxBatchSizeLimit = 1 << 20;
+constexpr int kMaxInstances = 256;
+constexpr int kMaxThreads = 1024;
+
+// Reads model.yaml nodes; every error names the file, the key and what was expected.
+class ConfigReader {
+ public:
+  explicit ConfigReader(const std::string& source) : source_(source) {}
+
+  Status Error(const std::string& key, const std::string& what) const {
+    return InvalidArgument(source_ + ": " + key + ": " + what);
+  }
+
+  static std::string Describe(const YAML::Node& n) {
+    switch (n.Type()) {
+      case YAML::NodeType::Null: return "null";
+      case YAML::NodeType::Sequence: return "a list";
+      case YAML::NodeType::Map: return "a mapping";
+      case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
+      default: return "nothing";
+    }
+  }
+
+  Result<int64_t> Int(const YAML::Node& n, const std::string& key, int64_t lo, int64_t hi) const {
+    std::string expected = "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+    if (!n.IsScalar()) return Error(key, expected + ", got " + Describe(n));
+    const std::string& s = n.Scalar();
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(s, &used, 10);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (s.empty() || used != s.size() || v < lo || v > hi) return Error(key, expected + ", got " + Describe(n));
+    return static_cast<int64_t>(v);
+  }
+
+  Result<std::string> String(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsScalar() || n.Scalar().empty()) return Error(key, "expected a non-empty string, got " + Describe(n));
+    return n.Scalar();
+  }
+
+  // Fails on any key of `map` that is not in `allowed`.
+  Status OnlyKeys(const YAML::Node& map, const std::string& where, const std::set<std::string>& allowed) const {
+    for (const auto& kv : map) {
+      std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+      if (!allowed.count(k)) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        return Error(where.empty() ? k : where + "." + k, "unknown key (expected one of: " + list + ")");
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<TensorSpec> Spec(const YAML::Node& n, const std::string& key, bool is_input) const {
+    if (!n.IsMap()) return Error(key, "expected a mapping {name, datatype, shape}, got " + Describe(n));
+    RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape"}));
+    TensorSpec spec;
+    for (const char* required : {"name", "datatype", "shape"}) {
+      if (!n[required])
+        return Error(key + "." + required, "missing (every " + std::string(is_input ? "input" : "output") +
+                                               " needs name, datatype and shape)");
+    }
+    ASSIGN_OR_RETURN(spec.name, String(n["name"], key + ".name"));
+    ASSIGN_OR_RETURN(std::string dt, String(n["datatype"], key + ".datatype"));
+    auto dtype = ParseDataType(dt);
+    if (!dtype) {
+      return Error(key + ".datatype",
+                   "expected one of BOOL, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64, FP16, FP32, FP64, "
+                   "BYTES; got '" +
+                       dt + "'");
+    }
+    spec.dtype = *dtype;
+    const YAML::Node& shape = n["shape"];
+    if (!shape.IsSequence()) return Error(key + ".shape", "expected a list of dimensions, got " + Describe(shape));
+    for (size_t i = 0; i < shape.size(); ++i) {
+      ASSIGN_OR_RETURN(int64_t d, Int(shape[i], key + ".shape[" + std::to_string(i) + "]", -1, INT32_MAX));
+      spec.shape.push_back(d);
+    }
+    return spec;
+  }
+
+  Result<std::vector<TensorSpec>> Specs(const YAML::Node& n, const std::string& key, bool is_input) const {
+    std::vector<TensorSpec> specs;
+    if (!n || n.IsNull()) return specs;
+    if (!n.IsSequence()) return Error(key, "expected a list of {name, datatype, shape}, got " + Describe(n));
+    std::set<std::string> seen;
+    for (size_t i = 0; i < n.size(); ++i) {
+      std::string k = key + "[" + std::to_string(i) + "]";
+      ASSIGN_OR_RETURN(TensorSpec s, Spec(n[i], k, is_input));
+      if (!seen.insert(s.name).second) return Error(k + ".name", "duplicate name '" + s.name + "'");
+      specs.push_back(std::move(s));
+    }
+    return specs;
+  }
+
+ private:
+  const std::string& source_;
+};
+
+Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_name, const ConfigReader& r) {
+  if (!root.IsMap()) return r.Error("(top level)", "expected a mapping of keys, got " + ConfigReader::Describe(root));
+  RETURN_IF_ERROR(
+      r.OnlyKeys(root, "", {"backend", "max_batch_size", "inputs", "outputs", "instances", "threads", "parameters"}));
+  ModelConfig c;
+  c.name = model_name;
+  if (!root["backend"]) return r.Error("backend", "missing (name the backend plugin, e.g. 'backend: torchscript')");
+  ASSIGN_OR_RETURN(c.backend, r.String(root["backend"], "backend"));
+  for (char ch : c.backend) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_')) {
+      return r.Error("backend", "expected a plugin name of letters, digits and '_', got '" + c.backend + "'");
+    }
+  }
+  if (root["max_batch_size"]) {
+    ASSIGN_OR_RETURN(c.max_batch_size, r.Int(root["max_batch_size"], "max_batch_size", 0, kMaxBatchSizeLimit));
+  }
+  if (root["instances"]) {
+    ASSIGN_OR_RETURN(int64_t v, r.Int(root["instances"], "instances", 1, kMaxInstances));
+    c.instances = static_cast<int>(v);
+  }
+  if (root["threads"]) {
+    ASSIGN_OR_RETURN(int64_t v, r.Int(root["threads"], "threads", 1, kMaxThreads));
+    c.threads = static_cast<int>(v);
+  }
+  ASSIGN_OR_RETURN(c.inputs, r.Specs(root["inputs"], "inputs", true));
+  ASSIGN_OR_RETURN(c.outputs, r.Specs(root["outputs"], "outputs", false));
+  if (c.outputs.empty()) return r.Error("outputs", "expected at least one output");
+  if (const YAML::Node& p = root["parameters"]; p && !p.IsNull()) {
+    if (!p.IsMap())
+      return r.Error("parameters", "expected a mapping of names to values, got " + ConfigReader::Describe(p));
+    for (const auto& kv : p) {
+      std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+      if (!kv.second.IsScalar())
+        return r.Error("parameters." + k, "expected a scalar value, got " + ConfigReader::Describe(kv.second));
+      c.parameters[k] = kv.second.Scalar();
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+std::vector<int64_t> ModelConfig::FullShape(const TensorSpec& spec) const {
+  std::vector<int64_t> s;
+  s.reserve(spec.shape.size() + 1);
+  if (batched()) s.push_back(-1);
+  s.insert(s.end(), spec.shape.begin(), spec.shape.end());
+  return s;
+}
+
+const TensorSpec* ModelConfig::FindInput(std::string_view n) const {
+  for (const auto& s : inputs)
+    if (s.name == n) return &s;
+  return nullptr;
+}
+
+const TensorSpec* ModelConfig::FindOutput(std::string_view n) const {
+  for (const auto& s : outputs)
+    if (s.name == n) return &s;
+  return nullptr;
+}
+
+Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, const std::string& model_name,
+                                     const std::string& source) {
+  ConfigReader reader(source);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(source + ": line " + std::to_string(e.mark.line + 1) + ", column " +
+                           std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  try {
+    return ParseNode(root, model_name, reader);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(source + ": " + e.what());
+  }
+}
+
+Result<ModelConfig> LoadModelConfig(const std::string& path, const std::string& model_name) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(path + ": cannot be read");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ParseModelConfig(ss.str(), model_name, path);
+}
+
+}  // namespace berth

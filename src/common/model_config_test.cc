@@ -1,0 +1,107 @@
+#include "berth/model_config.h"
+
+#include <gtest/gtest.h>
+
+namespace berth {
+namespace {
+
+Result<ModelConfig> Parse(const std::string& yaml) { return ParseModelConfig(yaml, "m", "models/m/model.yaml"); }
+
+std::string ErrorOf(const std::string& yaml) {
+  auto r = Parse(yaml);
+  EXPECT_FALSE(r.ok()) << yaml;
+  return r.ok() ? "" : r.status().message();
+}
+
+constexpr const char* kGood = R"(
+backend: torchscript
+max_batch_size: 64
+inputs:
+  - {name: x, datatype: FP32, shape: [16]}
+outputs:
+  - {name: probs, datatype: FP32, shape: [-1, 4]}
+instances: 2
+threads: 3
+parameters: {delay_ms: 5}
+)";
+
+TEST(ModelConfigTest, ParsesEveryKey) {
+  auto r = Parse(kGood);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->name, "m");
+  EXPECT_EQ(r->backend, "torchscript");
+  EXPECT_EQ(r->max_batch_size, 64);
+  EXPECT_EQ(r->instances, 2);
+  EXPECT_EQ(r->threads, 3);
+  ASSERT_EQ(r->inputs.size(), 1u);
+  EXPECT_EQ(r->inputs[0].dtype, DataType::kFp32);
+  EXPECT_EQ(r->FullShape(r->inputs[0]), (std::vector<int64_t>{-1, 16}));
+  EXPECT_EQ(r->FullShape(r->outputs[0]), (std::vector<int64_t>{-1, -1, 4}));
+  EXPECT_EQ(r->parameters.at("delay_ms"), "5");
+}
+
+TEST(ModelConfigTest, DefaultsAndNoInputs) {
+  auto r = Parse("backend: torchscript\noutputs: [{name: m, datatype: FP32, shape: [10, 10]}]\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->max_batch_size, 0);
+  EXPECT_EQ(r->instances, 1);
+  EXPECT_EQ(r->threads, 1);
+  EXPECT_TRUE(r->inputs.empty());
+  EXPECT_FALSE(r->batched());
+}
+
+TEST(ModelConfigTest, ErrorsNameFileKeyAndExpectation) {
+  std::string base = "backend: identity\noutputs: [{name: y, datatype: FP32, shape: [1]}]\n";
+  std::string e = ErrorOf(base + "max_batch_sise: 4\n");
+  EXPECT_NE(e.find("models/m/model.yaml"), std::string::npos) << e;
+  EXPECT_NE(e.find("max_batch_sise"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown key"), std::string::npos) << e;
+
+  e = ErrorOf(base + "max_batch_size: abc\n");
+  EXPECT_NE(e.find("max_batch_size: expected an integer"), std::string::npos) << e;
+  EXPECT_NE(e.find("'abc'"), std::string::npos) << e;
+
+  e = ErrorOf(base + "max_batch_size: -1\n");
+  EXPECT_NE(e.find("max_batch_size"), std::string::npos) << e;
+
+  e = ErrorOf(base + "instances: 0\n");
+  EXPECT_NE(e.find("instances"), std::string::npos) << e;
+
+  e = ErrorOf(base + "inputs: [{name: x, datatype: FP33, shape: [1]}]\n");
+  EXPECT_NE(e.find("inputs[0].datatype"), std::string::npos) << e;
+  EXPECT_NE(e.find("FP33"), std::string::npos) << e;
+
+  e = ErrorOf(base + "inputs: [{name: x, datatype: FP32, shape: [-2]}]\n");
+  EXPECT_NE(e.find("inputs[0].shape[0]"), std::string::npos) << e;
+
+  e = ErrorOf(base + "inputs: [{name: x, datatype: FP32, shape: 3}]\n");
+  EXPECT_NE(e.find("inputs[0].shape: expected a list"), std::string::npos) << e;
+
+  e = ErrorOf(base + "inputs: [{name: x, datatype: FP32, shape: [1], colour: red}]\n");
+  EXPECT_NE(e.find("inputs[0].colour: unknown key"), std::string::npos) << e;
+
+  e = ErrorOf(base + "inputs: [{name: x, datatype: FP32}]\n");
+  EXPECT_NE(e.find("inputs[0].shape: missing"), std::string::npos) << e;
+
+  e = ErrorOf(base + "inputs:\n  - {name: x, datatype: FP32, shape: [1]}\n  - {name: x, datatype: FP32, shape: [1]}\n");
+  EXPECT_NE(e.find("duplicate name 'x'"), std::string::npos) << e;
+
+  e = ErrorOf("outputs: [{name: y, datatype: FP32, shape: [1]}]\n");
+  EXPECT_NE(e.find("backend: missing"), std::string::npos) << e;
+
+  e = ErrorOf("backend: identity\n");
+  EXPECT_NE(e.find("outputs"), std::string::npos) << e;
+
+  e = ErrorOf("backend: ../../etc\noutputs: [{name: y, datatype: FP32, shape: [1]}]\n");
+  EXPECT_NE(e.find("backend: expected a plugin name"), std::string::npos) << e;
+}
+
+TEST(ModelConfigTest, SyntaxErrorsGiveLineAndColumn) {
+  std::string e = ErrorOf("backend: identity\ninputs: [\n");
+  EXPECT_NE(e.find("models/m/model.yaml: line"), std::string::npos) << e;
+  e = ErrorOf("- just\n- a list\n");
+  EXPECT_NE(e.find("expected a mapping"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace berth

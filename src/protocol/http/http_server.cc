@@ -1,0 +1,275 @@
+#include "protocol/http/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "common/json_writer.h"
+
+namespace berth {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+struct HttpServer::Shared {
+  Options options;
+  HttpHandler* handler = nullptr;
+  std::atomic<bool>* draining = nullptr;
+  std::atomic<int64_t> in_flight{0};
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+};
+
+namespace {
+
+HttpResponse PlainError(http::status status, const std::string& message, unsigned version) {
+  HttpResponse res{status, version};
+  res.set(http::field::content_type, "application/json");
+  res.body() = JsonError(message);
+  res.keep_alive(false);
+  return res;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, HttpServer::Shared* shared) : stream_(std::move(socket)), shared_(shared) {}
+
+  void Start() {
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::ReadHeader, shared_from_this()));
+  }
+
+ private:
+  const HttpServer::Options& opts() const { return shared_->options; }
+
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->header_limit(opts().max_header_bytes);
+    parser_->body_limit(opts().max_body_bytes);
+    // A new connection must send its request promptly; a kept-alive one may idle longer.
+    stream_.expires_after(std::chrono::seconds(requests_ == 0 ? opts().read_timeout_secs : opts().idle_timeout_secs));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, std::size_t) {
+    if (ec) return OnReadError(ec);
+    stream_.expires_after(std::chrono::seconds(opts().read_timeout_secs));
+    auto expect = parser_->get()[http::field::expect];
+    if (beast::iequals(expect, "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, parser_->get().version());
+      http::async_write(stream_, *cont, [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
+        if (ec) return self->Close();
+        self->ReadBody();
+      });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+  }
+
+  void OnBody(beast::error_code ec, std::size_t) {
+    if (ec) return OnReadError(ec);
+    ++requests_;
+    stream_.expires_never();  // inference may take a while; the write sets its own timeout
+    keep_alive_ = parser_->get().keep_alive();
+    version_ = parser_->get().version();
+    shared_->in_flight.fetch_add(1);
+    counted_ = true;
+    auto self = shared_from_this();
+    Responder respond = [self](HttpResponse&& res) {
+      net::post(self->stream_.get_executor(), [self, res = std::make_shared<HttpResponse>(std::move(res))]() mutable {
+        self->Write(std::move(*res));
+      });
+    };
+    shared_->handler->Handle(parser_->release(), std::move(respond));
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset) {
+      if (ec == beast::error::timeout) spdlog::debug("closing connection: read timed out");
+      return Close();
+    }
+    if (ec == http::error::body_limit) {
+      return WriteAndLinger(PlainError(http::status::payload_too_large,
+                                       "request body is larger than the limit of " +
+                                           std::to_string(opts().max_body_bytes) + " bytes (--max-request-bytes)",
+                                       11));
+    }
+    if (ec == http::error::header_limit) {
+      return WriteAndLinger(PlainError(http::status::request_header_fields_too_large,
+                                       "request headers are larger than the limit of " +
+                                           std::to_string(opts().max_header_bytes) + " bytes (--max-header-bytes)",
+                                       11));
+    }
+    if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
+      return WriteAndLinger(PlainError(http::status::bad_request, "malformed HTTP request: " + ec.message(), 11));
+    }
+    spdlog::debug("closing connection: {}", ec.message());
+    Close();
+  }
+
+  void Write(HttpResponse&& res) {
+    bool close = !keep_alive_ || shared_->draining->load();
+    res.version(version_);
+    res.keep_alive(!close);
+    res.set(http::field::server, "berth");
+    res.prepare_payload();
+    auto sp = std::make_shared<HttpResponse>(std::move(res));
+    stream_.expires_after(std::chrono::seconds(opts().read_timeout_secs));
+    http::async_write(stream_, *sp, [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
+      self->Done();
+      if (ec || sp->need_eof()) return self->Close();
+      self->ReadHeader();
+    });
+  }
+
+  // Sends an error for a request that could not be read, then closes after
+  // letting the client finish sending, so that it sees the response.
+  void WriteAndLinger(HttpResponse&& res) {
+    res.set(http::field::server, "berth");
+    res.keep_alive(false);
+    res.prepare_payload();
+    auto sp = std::make_shared<HttpResponse>(std::move(res));
+    stream_.expires_after(std::chrono::seconds(opts().read_timeout_secs));
+    http::async_write(stream_, *sp, [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
+      if (ec) return self->Close();
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->linger_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      self->Linger();
+    });
+  }
+
+  void Linger() {
+    if (std::chrono::steady_clock::now() >= linger_deadline_) return Close();
+    stream_.expires_at(linger_deadline_);
+    discard_.resize(64 << 10);
+    stream_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->Close();
+      self->Linger();
+    });
+  }
+
+  void Done() {
+    if (counted_) {
+      counted_ = false;
+      shared_->in_flight.fetch_sub(1);
+    }
+  }
+
+  void Close() {
+    Done();
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  HttpServer::Shared* shared_;  // outlives every session: it owns the io_context
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::vector<char> discard_;
+  std::chrono::steady_clock::time_point linger_deadline_;
+  uint64_t requests_ = 0;
+  bool keep_alive_ = true;
+  bool counted_ = false;
+  unsigned version_ = 11;
+};
+
+void Accept(HttpServer::Shared* shared) {
+  shared->acceptor.async_accept(net::make_strand(shared->ioc), [shared](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !shared->acceptor.is_open()) return;
+    if (ec) {
+      spdlog::warn("accept failed: {}", ec.message());
+    } else {
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<Session>(std::move(socket), shared)->Start();
+    }
+    Accept(shared);
+  });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Create(const Options& options, HttpHandler* handler) {
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  auto shared = std::make_unique<Shared>();
+  shared->options = options;
+  shared->handler = handler;
+  shared->draining = &server->draining_;
+  beast::error_code ec;
+  auto address = net::ip::make_address(options.host, ec);
+  if (ec) return InvalidArgument("--host: '" + options.host + "' is not an IP address");
+  tcp::endpoint endpoint(address, options.port);
+  auto& acc = shared->acceptor;
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return FailedPrecondition("cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
+                              ec.message());
+  }
+  server->port_ = acc.local_endpoint().port();
+  server->shared_ = std::move(shared);
+  return server;
+}
+
+HttpServer::~HttpServer() = default;
+
+bool HttpServer::Run() {
+  Shared* shared = shared_.get();
+  net::io_context& ioc = shared->ioc;
+  Accept(shared);
+
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  net::steady_timer drain_timer(ioc);
+  auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
+  std::function<void()> poll_drain = [&, deadline] {
+    if (shared->in_flight.load() == 0 || std::chrono::steady_clock::now() >= *deadline) {
+      if (shared->in_flight.load() != 0) {
+        spdlog::warn("shutdown grace period over with {} requests in flight", shared->in_flight.load());
+      }
+      ioc.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait([&](beast::error_code) { poll_drain(); });
+  };
+  signals.async_wait([&, deadline](beast::error_code ec, int signo) {
+    if (ec) return;
+    spdlog::info("received {}: draining {} in-flight requests (grace {} s)", signo == SIGTERM ? "SIGTERM" : "SIGINT",
+                 shared->in_flight.load(), shared->options.shutdown_grace_secs);
+    draining_ = true;
+    if (shared->options.on_shutdown) shared->options.on_shutdown();
+    beast::error_code ignored;
+    shared->acceptor.close(ignored);
+    *deadline = std::chrono::steady_clock::now() + std::chrono::seconds(shared->options.shutdown_grace_secs);
+    poll_drain();
+  });
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < shared->options.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads) t.join();
+  spdlog::info("HTTP server stopped");
+  return shared->in_flight.load() == 0;
+}
+
+}  // namespace berth

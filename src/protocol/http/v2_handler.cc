@@ -1,0 +1,256 @@
+#include "protocol/http/v2_handler.h"
+
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <vector>
+
+#include "berth/server.h"
+#include "common/json_writer.h"
+#include "protocol/http/status_mapping.h"
+#include "request/v2_codec.h"
+#include "request/validate.h"
+
+namespace berth {
+namespace {
+
+namespace http = boost::beast::http;
+
+std::vector<std::string_view> SplitPath(std::string_view target) {
+  if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+  // Absolute form (RFC 9112 3.2.2): http://host[:port]/path
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.substr(0, scheme.size()) == scheme) {
+      auto slash = target.find('/', scheme.size());
+      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+      break;
+    }
+  }
+  std::vector<std::string_view> parts;
+  if (target.empty() || target[0] != '/') return parts;
+  target.remove_prefix(1);
+  while (true) {
+    auto slash = target.find('/');
+    parts.push_back(target.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    target.remove_prefix(slash + 1);
+  }
+  return parts;
+}
+
+// Parses a version path segment: a positive integer.
+Result<int64_t> ParseVersion(std::string_view s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 1) {
+    return InvalidArgument("model version '" + std::string(s) + "' is not a positive integer");
+  }
+  return v;
+}
+
+HttpResponse MethodNotAllowed(http::verb allowed) {
+  HttpResponse res = JsonResponse(JsonError("method not allowed; use " + std::string(http::to_string(allowed))),
+                                  http::status::method_not_allowed);
+  res.set(http::field::allow, http::to_string(allowed));
+  return res;
+}
+
+HttpResponse Empty(http::status status) {
+  HttpResponse res{status, 11};
+  return res;
+}
+
+void WriteSpecs(JsonWriter& w, const ModelConfig& c, const std::vector<TensorSpec>& specs) {
+  w.BeginArray();
+  for (const auto& s : specs) {
+    w.BeginObject();
+    w.Key("name");
+    w.String(s.name);
+    w.Key("datatype");
+    w.String(DataTypeName(s.dtype));
+    w.Key("shape");
+    w.BeginArray();
+    for (int64_t d : c.FullShape(s)) w.Int(d);
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+}  // namespace
+
+void V2Handler::Handle(HttpRequest&& req, Responder respond) {
+  std::vector<std::string_view> p = SplitPath(req.target());
+  http::verb method = req.method();
+  auto only = [&](http::verb v, auto&& make) { respond(method == v ? make() : MethodNotAllowed(v)); };
+  if (p.empty() || p[0] != "v2") {
+    return respond(ErrorResponse(NotFound("no such endpoint: " + std::string(req.target()))));
+  }
+  if (p.size() == 1) return only(http::verb::get, [&] { return ServerMetadata(); });
+  if (p.size() == 3 && p[1] == "health" && p[2] == "live") {
+    return only(http::verb::get, [&] { return Empty(http::status::ok); });
+  }
+  if (p.size() == 3 && p[1] == "health" && p[2] == "ready") return only(http::verb::get, [&] { return Ready(); });
+  if (p.size() == 3 && p[1] == "repository" && p[2] == "index") {
+    return only(http::verb::post, [&] { return RepositoryIndex(req); });
+  }
+  if (p.size() >= 3 && p[1] == "models") {
+    std::string_view model = p[2];
+    int64_t version = -1;
+    size_t rest = 3;
+    if (p.size() >= 5 && p[3] == "versions") {
+      auto v = ParseVersion(p[4]);
+      if (!v.ok()) return respond(ErrorResponse(v.status()));
+      version = *v;
+      rest = 5;
+    }
+    if (!IsValidModelName(model)) {
+      return respond(ErrorResponse(NotFound("unknown model '" + std::string(model) + "'")));
+    }
+    if (p.size() == rest) return only(http::verb::get, [&] { return ModelMetadata(model, version); });
+    if (p.size() == rest + 1 && p[rest] == "ready") {
+      return only(http::verb::get, [&] { return ModelReady(model, version); });
+    }
+    if (p.size() == rest + 1 && p[rest] == "infer") {
+      if (method != http::verb::post) return respond(MethodNotAllowed(http::verb::post));
+      return Infer(std::move(req), model, version, std::move(respond));
+    }
+  }
+  respond(ErrorResponse(NotFound("no such endpoint: " + std::string(req.target()))));
+}
+
+HttpResponse V2Handler::ServerMetadata() const {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("name");
+  w.String("berth");
+  w.Key("version");
+  w.String(Version());
+  w.Key("extensions");
+  w.BeginArray();
+  w.String("binary_tensor_data");
+  w.String("model_repository");
+  w.EndArray();
+  w.EndObject();
+  return JsonResponse(std::move(out));
+}
+
+HttpResponse V2Handler::Ready() const {
+  if (draining_->load()) return ErrorResponse(Unavailable("server is shutting down"));
+  if (!repository_->loaded()) return ErrorResponse(Unavailable("models are still loading"));
+  return Empty(http::status::ok);
+}
+
+HttpResponse V2Handler::ModelMetadata(std::string_view model, int64_t version) const {
+  auto mv = repository_->Get(model, version);
+  if (!mv.ok()) return ErrorResponse(mv.status());
+  auto entry = repository_->Entry(model);
+  if (!entry.ok()) return ErrorResponse(entry.status());
+  const ModelConfig& c = *(*mv)->config;
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("name");
+  w.String(c.name);
+  w.Key("versions");
+  w.BeginArray();
+  for (int64_t v : entry->versions) w.String(std::to_string(v));
+  w.EndArray();
+  w.Key("platform");
+  w.String(c.backend);
+  w.Key("inputs");
+  WriteSpecs(w, c, c.inputs);
+  w.Key("outputs");
+  WriteSpecs(w, c, c.outputs);
+  w.EndObject();
+  return JsonResponse(std::move(out));
+}
+
+HttpResponse V2Handler::ModelReady(std::string_view model, int64_t version) const {
+  auto mv = repository_->Get(model, version);
+  if (!mv.ok()) return ErrorResponse(mv.status());
+  return Empty(http::status::ok);
+}
+
+HttpResponse V2Handler::RepositoryIndex(const HttpRequest& req) const {
+  bool ready_only = false;
+  std::string_view body = req.body();
+  if (body.find_first_not_of(" \t\r\n") != std::string_view::npos) {
+    thread_local simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (auto err = parser.parse(body.data(), body.size()).get(doc)) {
+      return ErrorResponse(
+          InvalidArgument(std::string("malformed JSON in request body: ") + simdjson::error_message(err)));
+    }
+    if (!doc.is_object()) return ErrorResponse(InvalidArgument("request body: expected a JSON object"));
+    simdjson::dom::element ready;
+    if (!doc.at_key("ready").get(ready)) {
+      if (!ready.is_bool()) return ErrorResponse(InvalidArgument("ready: expected true or false"));
+      ready_only = ready.get_bool().value_unsafe();
+    }
+  }
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginArray();
+  for (const IndexEntry& e : repository_->Index()) {
+    if (ready_only && e.state != ModelState::kReady) continue;
+    w.BeginObject();
+    w.Key("name");
+    w.String(e.name);
+    w.Key("version");
+    w.String(e.version);
+    w.Key("state");
+    w.String(ModelStateName(e.state));
+    w.Key("reason");
+    w.String(e.reason);
+    w.EndObject();
+  }
+  w.EndArray();
+  return JsonResponse(std::move(out));
+}
+
+void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version, Responder respond) {
+  auto mv = repository_->Get(model, version);
+  if (!mv.ok()) return respond(ErrorResponse(mv.status()));
+
+  std::optional<uint64_t> json_length;
+  if (auto it = req.find("Inference-Header-Content-Length"); it != req.end()) {
+    std::string_view v = it->value();
+    uint64_t n = 0;
+    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || ec != std::errc() || ptr != v.data() + v.size()) {
+      return respond(ErrorResponse(
+          InvalidArgument("Inference-Header-Content-Length: expected a byte count, got '" + std::string(v) + "'")));
+    }
+    json_length = n;
+  }
+  auto decoded = DecodeInferRequest(req.body(), json_length);
+  if (!decoded.ok()) return respond(ErrorResponse(decoded.status()));
+  auto request = std::make_unique<InferRequest>(std::move(decoded).value());
+  const std::shared_ptr<ModelVersion>& version_ptr = *mv;
+  Status valid = ValidateRequest(*version_ptr->config, request.get());
+  if (!valid.ok()) return respond(ErrorResponse(valid));
+
+  version_ptr->scheduler->Enqueue(std::move(request),
+                                  [respond = std::move(respond), keep = version_ptr](Result<InferResponse> result) {
+                                    if (!result.ok()) {
+                                      if (result.status().code() == StatusCode::kInternal)
+                                        spdlog::warn("{}", result.status().message());
+                                      return respond(ErrorResponse(result.status()));
+                                    }
+                                    EncodedResponse enc = EncodeInferResponse(*result);
+                                    HttpResponse res{http::status::ok, 11};
+                                    if (enc.json_length) {
+                                      res.set(http::field::content_type, "application/octet-stream");
+                                      res.set("Inference-Header-Content-Length", std::to_string(*enc.json_length));
+                                    } else {
+                                      res.set(http::field::content_type, "application/json");
+                                    }
+                                    res.body() = std::move(enc.body);
+                                    respond(std::move(res));
+                                  });
+}
+
+}  // namespace berth

@@ -1,0 +1,492 @@
+#include "request/v2_codec.h"
+
+#include <simdjson.h>
+
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <unordered_set>
+
+#include "common/json_writer.h"
+
+namespace berth {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+// Upper bound on elements in one tensor: beyond it no body size could hold the data.
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+
+std::string TypeOf(const element& e) {
+  switch (e.type()) {
+    case element_type::ARRAY: return "an array";
+    case element_type::OBJECT: return "an object";
+    case element_type::INT64:
+    case element_type::UINT64: return "an integer";
+    case element_type::DOUBLE: return "a number";
+    case element_type::STRING: return "a string";
+    case element_type::BOOL: return "a boolean";
+    case element_type::NULL_VALUE: return "null";
+  }
+  return "something else";
+}
+
+// Walks (possibly nested) `data` in row-major order, calling leaf(element, index).
+class DataWalker {
+ public:
+  DataWalker(const std::string& where, int64_t expected) : where_(where), expected_(expected) {}
+
+  template <typename Leaf>
+  Status Walk(const element& e, Leaf&& leaf, int depth = 0) {
+    if (e.type() == element_type::ARRAY) {
+      if (depth > 64) return InvalidArgument(where_ + ": data is nested too deeply");
+      simdjson::dom::array items = e.get_array().value_unsafe();
+      for (element child : items) {
+        RETURN_IF_ERROR(Walk(child, leaf, depth + 1));
+      }
+      return Status::Ok();
+    }
+    if (depth == 0) return InvalidArgument(where_ + ": data: expected an array, got " + TypeOf(e));
+    if (index_ >= expected_) return TooMany();
+    RETURN_IF_ERROR(leaf(e, index_));
+    ++index_;
+    return Status::Ok();
+  }
+
+  Status Finish() const {
+    if (index_ != expected_) {
+      return InvalidArgument(where_ + ": data has " + std::to_string(index_) + " elements but the shape needs " +
+                             std::to_string(expected_));
+    }
+    return Status::Ok();
+  }
+
+  std::string At(int64_t i) const { return where_ + ": data[" + std::to_string(i) + "]"; }
+
+ private:
+  Status TooMany() const {
+    return InvalidArgument(where_ + ": data has more than the " + std::to_string(expected_) +
+                           " elements the shape needs");
+  }
+
+  const std::string& where_;
+  int64_t expected_;
+  int64_t index_ = 0;
+};
+
+template <typename T>
+Status FillInts(const element& data, DataWalker& walker, std::string_view dtype, uint8_t* out) {
+  return walker.Walk(data, [&](const element& e, int64_t i) -> Status {
+    T v;
+    bool ok = false;
+    if (e.type() == element_type::INT64) {
+      int64_t x = e.get_int64().value_unsafe();
+      if constexpr (std::is_signed_v<T>) {
+        ok = x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max();
+      } else {
+        ok = x >= 0 && static_cast<uint64_t>(x) <= std::numeric_limits<T>::max();
+      }
+      v = static_cast<T>(x);
+    } else if (e.type() == element_type::UINT64) {
+      uint64_t x = e.get_uint64().value_unsafe();
+      ok = x <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+      v = static_cast<T>(x);
+    } else {
+      return InvalidArgument(walker.At(i) + ": expected an integer for " + std::string(dtype) + ", got " + TypeOf(e));
+    }
+    if (!ok) {
+      return InvalidArgument(walker.At(i) + ": " + std::string(simdjson::minify(e)) + " is out of range for " +
+                             std::string(dtype));
+    }
+    std::memcpy(out + i * sizeof(T), &v, sizeof(T));
+    return Status::Ok();
+  });
+}
+
+Result<double> NumberOf(const element& e) {
+  switch (e.type()) {
+    case element_type::DOUBLE: return e.get_double().value_unsafe();
+    case element_type::INT64: return static_cast<double>(e.get_int64().value_unsafe());
+    case element_type::UINT64: return static_cast<double>(e.get_uint64().value_unsafe());
+    default: return InvalidArgument(TypeOf(e));
+  }
+}
+
+template <typename T>
+Status FillFloats(const element& data, DataWalker& walker, std::string_view dtype, uint8_t* out) {
+  return walker.Walk(data, [&](const element& e, int64_t i) -> Status {
+    auto d = NumberOf(e);
+    if (!d.ok()) {
+      return InvalidArgument(walker.At(i) + ": expected a number for " + std::string(dtype) + ", got " +
+                             d.status().message());
+    }
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      uint16_t h = FloatToHalf(static_cast<float>(*d));
+      std::memcpy(out + i * 2, &h, 2);
+    } else {
+      T v = static_cast<T>(*d);
+      std::memcpy(out + i * sizeof(T), &v, sizeof(T));
+    }
+    return Status::Ok();
+  });
+}
+
+Status FillFromJson(const element& data, const std::string& where, Tensor* t, int64_t count) {
+  DataWalker walker(where, count);
+  std::string_view dt = DataTypeName(t->dtype);
+  if (t->dtype == DataType::kBytes) {
+    RETURN_IF_ERROR(walker.Walk(data, [&](const element& e, int64_t i) -> Status {
+      if (e.type() != element_type::STRING) {
+        return InvalidArgument(walker.At(i) + ": expected a string for BYTES, got " + TypeOf(e));
+      }
+      AppendBytesElement(e.get_string().value_unsafe(), &t->data);
+      return Status::Ok();
+    }));
+    return walker.Finish();
+  }
+  t->data.resize(static_cast<size_t>(count) * DataTypeSize(t->dtype));
+  uint8_t* out = t->data.data();
+  Status s;
+  switch (t->dtype) {
+    case DataType::kBool:
+      s = walker.Walk(data, [&](const element& e, int64_t i) -> Status {
+        if (e.type() != element_type::BOOL) {
+          return InvalidArgument(walker.At(i) + ": expected true or false for BOOL, got " + TypeOf(e));
+        }
+        out[i] = e.get_bool().value_unsafe() ? 1 : 0;
+        return Status::Ok();
+      });
+      break;
+    case DataType::kUint8: s = FillInts<uint8_t>(data, walker, dt, out); break;
+    case DataType::kUint16: s = FillInts<uint16_t>(data, walker, dt, out); break;
+    case DataType::kUint32: s = FillInts<uint32_t>(data, walker, dt, out); break;
+    case DataType::kUint64: s = FillInts<uint64_t>(data, walker, dt, out); break;
+    case DataType::kInt8: s = FillInts<int8_t>(data, walker, dt, out); break;
+    case DataType::kInt16: s = FillInts<int16_t>(data, walker, dt, out); break;
+    case DataType::kInt32: s = FillInts<int32_t>(data, walker, dt, out); break;
+    case DataType::kInt64: s = FillInts<int64_t>(data, walker, dt, out); break;
+    case DataType::kFp16: s = FillFloats<uint16_t>(data, walker, dt, out); break;
+    case DataType::kFp32: s = FillFloats<float>(data, walker, dt, out); break;
+    case DataType::kFp64: s = FillFloats<double>(data, walker, dt, out); break;
+    case DataType::kBytes: break;
+  }
+  RETURN_IF_ERROR(s);
+  return walker.Finish();
+}
+
+// Reads a `parameters` object; calls on_param(key, value) for each member.
+template <typename F>
+Status ForEachParameter(const element& parent, const std::string& where, F&& on_param) {
+  element params;
+  if (parent.at_key("parameters").get(params)) return Status::Ok();  // absent
+  if (params.type() != element_type::OBJECT) {
+    return InvalidArgument(where + "parameters: expected an object, got " + TypeOf(params));
+  }
+  simdjson::dom::object members = params.get_object().value_unsafe();
+  for (auto [key, value] : members) {
+    RETURN_IF_ERROR(on_param(key, value));
+  }
+  return Status::Ok();
+}
+
+Result<bool> BoolParam(const element& v, const std::string& where) {
+  if (v.type() != element_type::BOOL) return InvalidArgument(where + ": expected true or false, got " + TypeOf(v));
+  return v.get_bool().value_unsafe();
+}
+
+struct PendingBinary {
+  size_t input_index;
+  uint64_t size;
+  std::string where;
+};
+
+Status DecodeInput(const element& in, size_t index, size_t json_size, InferRequest* req,
+                   std::vector<PendingBinary>* binary, std::unordered_set<std::string_view>* names) {
+  std::string where = "inputs[" + std::to_string(index) + "]";
+  if (in.type() != element_type::OBJECT) return InvalidArgument(where + ": expected an object, got " + TypeOf(in));
+  Tensor t;
+  std::string_view name;
+  if (in.at_key("name").get(name)) return InvalidArgument(where + ".name: missing or not a string");
+  t.name = std::string(name);
+  where += " ('" + t.name + "')";
+  if (!names->insert(name).second) return InvalidArgument(where + ": input given more than once");
+
+  std::string_view dt;
+  if (in.at_key("datatype").get(dt)) return InvalidArgument(where + ".datatype: missing or not a string");
+  auto dtype = ParseDataType(dt);
+  if (!dtype) return InvalidArgument(where + ".datatype: unknown datatype '" + std::string(dt) + "'");
+  t.dtype = *dtype;
+
+  element shape;
+  if (in.at_key("shape").get(shape) || shape.type() != element_type::ARRAY) {
+    return InvalidArgument(where + ".shape: missing or not an array of integers");
+  }
+  size_t d = 0;
+  simdjson::dom::array dims = shape.get_array().value_unsafe();
+  for (element dim : dims) {
+    std::string at = where + ".shape[" + std::to_string(d++) + "]";
+    if (dim.type() == element_type::UINT64) return InvalidArgument(at + ": dimension is too large");
+    if (dim.type() != element_type::INT64) return InvalidArgument(at + ": expected an integer, got " + TypeOf(dim));
+    int64_t v = dim.get_int64().value_unsafe();
+    if (v < 0) return InvalidArgument(at + ": dimension is negative (" + std::to_string(v) + ")");
+    t.shape.push_back(v);
+  }
+  auto count = ElementCount(t.shape, kMaxElements);
+  if (!count.ok()) return count.status().WithContext(where + ".shape");
+
+  std::optional<uint64_t> binary_size;
+  RETURN_IF_ERROR(ForEachParameter(in, where + ".", [&](std::string_view key, const element& v) -> Status {
+    if (key == "binary_data_size") {
+      if (v.type() != element_type::INT64 && v.type() != element_type::UINT64) {
+        return InvalidArgument(where + ".parameters.binary_data_size: expected a non-negative integer");
+      }
+      int64_t s = v.type() == element_type::INT64 ? v.get_int64().value_unsafe() : -1;
+      if (s < 0) return InvalidArgument(where + ".parameters.binary_data_size: expected a non-negative integer");
+      binary_size = static_cast<uint64_t>(s);
+    }
+    return Status::Ok();
+  }));
+
+  element data;
+  bool has_data = !in.at_key("data").get(data);
+  if (binary_size) {
+    if (has_data) return InvalidArgument(where + ": has both 'data' and parameters.binary_data_size");
+    binary->push_back({req->inputs.size(), *binary_size, where});
+  } else {
+    if (!has_data) return InvalidArgument(where + ".data: missing (and no parameters.binary_data_size)");
+    // Every JSON element takes at least one byte: refuse before allocating for an absurd shape.
+    if (*count > static_cast<int64_t>(json_size)) {
+      return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " needs " + std::to_string(*count) +
+                             " elements, more than the request body holds");
+    }
+    RETURN_IF_ERROR(FillFromJson(data, where, &t, *count));
+  }
+  req->inputs.push_back(std::move(t));
+  return Status::Ok();
+}
+
+Status AttachBinary(std::string_view binary, const std::vector<PendingBinary>& pending, InferRequest* req) {
+  uint64_t offset = 0;
+  for (const auto& p : pending) {
+    Tensor& t = req->inputs[p.input_index];
+    if (p.size > binary.size() - offset) {
+      return InvalidArgument(p.where + ": binary_data_size " + std::to_string(p.size) + " runs past the end of the " +
+                             std::to_string(binary.size()) + " bytes of binary data after the JSON header");
+    }
+    const uint8_t* src = reinterpret_cast<const uint8_t*>(binary.data() + offset);
+    int64_t count = t.NumElements();
+    if (t.dtype == DataType::kBytes) {
+      auto elems = SplitBytesElements(src, p.size);
+      if (!elems.ok()) return elems.status().WithContext(p.where);
+      if (static_cast<int64_t>(elems->size()) != count) {
+        return InvalidArgument(p.where + ": binary data holds " + std::to_string(elems->size()) +
+                               " BYTES elements but the shape needs " + std::to_string(count));
+      }
+    } else if (p.size != static_cast<uint64_t>(count) * DataTypeSize(t.dtype)) {
+      return InvalidArgument(p.where + ": binary_data_size is " + std::to_string(p.size) + " but shape " +
+                             ShapeToString(t.shape) + " of " + std::string(DataTypeName(t.dtype)) + " needs " +
+                             std::to_string(count * static_cast<int64_t>(DataTypeSize(t.dtype))) + " bytes");
+    }
+    t.data.assign(src, src + p.size);
+    offset += p.size;
+  }
+  if (offset != binary.size()) {
+    return InvalidArgument("binary data: the inputs declare " + std::to_string(offset) + " bytes but " +
+                           std::to_string(binary.size()) + " bytes follow the JSON header");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<InferRequest> DecodeInferRequest(std::string_view body, std::optional<uint64_t> json_length) {
+  std::string_view json = body;
+  std::string_view binary;
+  if (json_length) {
+    if (*json_length > body.size()) {
+      return InvalidArgument("Inference-Header-Content-Length is " + std::to_string(*json_length) +
+                             " but the body has only " + std::to_string(body.size()) + " bytes");
+    }
+    json = body.substr(0, *json_length);
+    binary = body.substr(*json_length);
+  }
+  thread_local simdjson::dom::parser parser;
+  element doc;
+  if (auto err = parser.parse(json.data(), json.size()).get(doc)) {
+    return InvalidArgument(std::string("malformed JSON in request body: ") + simdjson::error_message(err));
+  }
+  if (doc.type() != element_type::OBJECT)
+    return InvalidArgument("request body: expected a JSON object, got " + TypeOf(doc));
+
+  InferRequest req;
+  element id;
+  if (!doc.at_key("id").get(id)) {
+    std::string_view s;
+    if (id.get(s)) return InvalidArgument("id: expected a string, got " + TypeOf(id));
+    req.id = std::string(s);
+    req.has_id = true;
+  }
+  RETURN_IF_ERROR(ForEachParameter(doc, "", [&](std::string_view key, const element& v) -> Status {
+    if (key == "binary_data_output") {
+      ASSIGN_OR_RETURN(req.binary_output, BoolParam(v, "parameters.binary_data_output"));
+    }
+    return Status::Ok();
+  }));
+
+  element inputs;
+  if (doc.at_key("inputs").get(inputs)) return InvalidArgument("inputs: missing");
+  if (inputs.type() != element_type::ARRAY) return InvalidArgument("inputs: expected an array, got " + TypeOf(inputs));
+  std::vector<PendingBinary> pending;
+  std::unordered_set<std::string_view> names;
+  size_t i = 0;
+  simdjson::dom::array input_list = inputs.get_array().value_unsafe();
+  for (element in : input_list) {
+    RETURN_IF_ERROR(DecodeInput(in, i++, json.size(), &req, &pending, &names));
+  }
+  RETURN_IF_ERROR(AttachBinary(binary, pending, &req));
+
+  element outputs;
+  if (!doc.at_key("outputs").get(outputs)) {
+    if (outputs.type() != element_type::ARRAY)
+      return InvalidArgument("outputs: expected an array, got " + TypeOf(outputs));
+    size_t j = 0;
+    simdjson::dom::array output_list = outputs.get_array().value_unsafe();
+    for (element out : output_list) {
+      std::string where = "outputs[" + std::to_string(j++) + "]";
+      if (out.type() != element_type::OBJECT)
+        return InvalidArgument(where + ": expected an object, got " + TypeOf(out));
+      RequestedOutput ro;
+      std::string_view name;
+      if (out.at_key("name").get(name)) return InvalidArgument(where + ".name: missing or not a string");
+      ro.name = std::string(name);
+      ro.binary = req.binary_output;
+      RETURN_IF_ERROR(ForEachParameter(out, where + ".", [&](std::string_view key, const element& v) -> Status {
+        if (key == "binary_data") {
+          ASSIGN_OR_RETURN(ro.binary, BoolParam(v, where + ".parameters.binary_data"));
+        }
+        return Status::Ok();
+      }));
+      req.outputs.push_back(std::move(ro));
+    }
+  }
+  return req;
+}
+
+namespace {
+
+template <typename T>
+void WriteInts(JsonWriter& w, const uint8_t* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, p + i * sizeof(T), sizeof(T));
+    w.Int(v);
+  }
+}
+
+template <typename T>
+void WriteFloats(JsonWriter& w, const uint8_t* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, p + i * sizeof(T), sizeof(T));
+    w.Float(v);
+  }
+}
+
+void WriteData(JsonWriter& w, const Tensor& t) {
+  const uint8_t* p = t.data.data();
+  int64_t n = t.dtype == DataType::kBytes
+                  ? 0
+                  : static_cast<int64_t>(t.data.size() / std::max<size_t>(1, DataTypeSize(t.dtype)));
+  w.BeginArray();
+  switch (t.dtype) {
+    case DataType::kBool:
+      for (int64_t i = 0; i < n; ++i) w.Bool(p[i] != 0);
+      break;
+    case DataType::kUint8: WriteInts<uint8_t>(w, p, n); break;
+    case DataType::kUint16: WriteInts<uint16_t>(w, p, n); break;
+    case DataType::kUint32: WriteInts<uint32_t>(w, p, n); break;
+    case DataType::kUint64: WriteInts<uint64_t>(w, p, n); break;
+    case DataType::kInt8: WriteInts<int8_t>(w, p, n); break;
+    case DataType::kInt16: WriteInts<int16_t>(w, p, n); break;
+    case DataType::kInt32: WriteInts<int32_t>(w, p, n); break;
+    case DataType::kInt64: WriteInts<int64_t>(w, p, n); break;
+    case DataType::kFp16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + i * 2, 2);
+        w.Float(HalfToFloat(h));
+      }
+      break;
+    case DataType::kFp32: WriteFloats<float>(w, p, n); break;
+    case DataType::kFp64: WriteFloats<double>(w, p, n); break;
+    case DataType::kBytes: {
+      auto elems = SplitBytesElements(p, t.data.size());  // validated when the output was checked
+      if (elems.ok()) {
+        for (std::string_view e : *elems) w.String(e);
+      }
+      break;
+    }
+  }
+  w.EndArray();
+}
+
+}  // namespace
+
+EncodedResponse EncodeInferResponse(const InferResponse& r) {
+  EncodedResponse out;
+  std::string& s = out.body;
+  size_t binary_bytes = 0;
+  for (size_t i = 0; i < r.outputs.size(); ++i) {
+    if (r.binary[i]) binary_bytes += r.outputs[i].data.size();
+  }
+  s.reserve(256 + binary_bytes);
+  JsonWriter w(&s);
+  w.BeginObject();
+  w.Key("model_name");
+  w.String(r.model_name);
+  w.Key("model_version");
+  w.String(std::to_string(r.model_version));
+  if (r.has_id) {
+    w.Key("id");
+    w.String(r.id);
+  }
+  w.Key("outputs");
+  w.BeginArray();
+  bool any_binary = false;
+  for (size_t i = 0; i < r.outputs.size(); ++i) {
+    const Tensor& t = r.outputs[i];
+    w.BeginObject();
+    w.Key("name");
+    w.String(t.name);
+    w.Key("datatype");
+    w.String(DataTypeName(t.dtype));
+    w.Key("shape");
+    w.BeginArray();
+    for (int64_t d : t.shape) w.Int(d);
+    w.EndArray();
+    if (r.binary[i]) {
+      any_binary = true;
+      w.Key("parameters");
+      w.BeginObject();
+      w.Key("binary_data_size");
+      w.Int(t.data.size());
+      w.EndObject();
+    } else {
+      w.Key("data");
+      WriteData(w, t);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  if (any_binary) {
+    out.json_length = s.size();
+    for (size_t i = 0; i < r.outputs.size(); ++i) {
+      if (r.binary[i]) s.append(reinterpret_cast<const char*>(r.outputs[i].data.data()), r.outputs[i].data.size());
+    }
+  }
+  return out;
+}
+
+}  // namespace berth

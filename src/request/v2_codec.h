@@ -1,0 +1,31 @@
+// The Open Inference Protocol v2 request/response codec: JSON tensors and the
+// binary tensor data extension.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "berth/status.h"
+#include "request/infer_request.h"
+
+namespace berth {
+
+// Decodes an infer request body. When `json_length` is set (the
+// Inference-Header-Content-Length header), the first json_length bytes are
+// JSON and the rest is binary tensor data for the inputs that carry
+// parameters.binary_data_size, in order. Errors say what is wrong and where,
+// e.g. "inputs[0] ('x'): data[3]: expected a number for FP32, got a string".
+// Shapes and counts are checked here; the model's config is checked by
+// ValidateRequest (validate.h).
+Result<InferRequest> DecodeInferRequest(std::string_view body, std::optional<uint64_t> json_length);
+
+struct EncodedResponse {
+  std::string body;                   // JSON, followed by binary outputs if any
+  std::optional<size_t> json_length;  // set when binary outputs follow the JSON
+};
+
+EncodedResponse EncodeInferResponse(const InferResponse& response);
+
+}  // namespace berth

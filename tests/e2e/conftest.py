@@ -1,0 +1,140 @@
+"""Fixtures that start the real berth binary on a free loopback port.
+
+BERTH_BIN points at the binary (default: build/bin/berth). Tests that need
+the TorchScript backend carry the `torch` marker; the sanitizer build runs
+`pytest -m "not torch"`.
+"""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BERTH_BIN = pathlib.Path(os.environ.get("BERTH_BIN", ROOT / "build" / "bin" / "berth"))
+EXAMPLES = ROOT / "examples" / "models"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "torch: needs the TorchScript backend and Python torch")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A running `berth serve`; stopped by its PID."""
+
+    def __init__(self, repo, extra_args=(), wait_ready=True):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = pathlib.Path(repo).parent / f"berth-{self.port}.log"
+        self.log = open(self.log_path, "w")
+        args = [str(BERTH_BIN), "serve", "--model-repository", str(repo),
+                "--host", "127.0.0.1", "--http-port", str(self.port),
+                "--log-level", "debug", *extra_args]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait(wait_ready)
+
+    def _wait(self, ready):
+        path = "/v2/health/ready" if ready else "/v2/health/live"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"berth exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if requests.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"berth did not become ready:\n{self.logs()}")
+
+    def logs(self):
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def alive(self):
+        return self.proc.poll() is None and \
+            requests.get(self.url + "/v2/health/live", timeout=5).status_code == 200
+
+    def get(self, path, **kw):
+        kw.setdefault("timeout", 30)
+        return requests.get(self.url + path, **kw)
+
+    def post(self, path, **kw):
+        kw.setdefault("timeout", 30)
+        return requests.post(self.url + path, **kw)
+
+    def infer(self, model, inputs, version=None, **extra):
+        path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+        return self.post(path, json={"inputs": inputs, **extra})
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def write_model(repo, name, config_yaml, versions=(1,), files=None):
+    """Creates repo/name/model.yaml and empty version directories.
+
+    files: {relative path: bytes} written under repo/name.
+    """
+    d = pathlib.Path(repo) / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "model.yaml").write_text(config_yaml)
+    for v in versions:
+        (d / str(v)).mkdir(exist_ok=True)
+    for rel, data in (files or {}).items():
+        p = d / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return d
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Factory: start_server(repo, extra_args=(), wait_ready=True) -> Server; all stopped at teardown."""
+    servers = []
+
+    def start(repo, extra_args=(), wait_ready=True):
+        s = Server(repo, extra_args, wait_ready)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def examples_server(tmp_path_factory):
+    """One server on examples/models for a whole test module."""
+    log_dir = tmp_path_factory.mktemp("examples")
+    link = log_dir / "models"
+    link.symlink_to(EXAMPLES)
+    s = Server(link)
+    yield s
+    s.stop()
+
+
+def error_of(resp):
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"], str) and body["error"], body
+    return body["error"]

@@ -1,0 +1,94 @@
+// berth: the thin command line. Every subcommand is one call into the library.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "berth/server.h"
+#include "common/logging.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"berth: fast, small inference services for trained models"};
+  app.set_version_flag("--version", std::string("berth ") + berth::Version());
+  app.require_subcommand(0, 1);
+
+  berth::ServerOptions serve_opts;
+  std::string log_level = "info";
+  auto* serve = app.add_subcommand("serve", "Serve a model repository over the Open Inference Protocol v2 (HTTP)");
+  serve->add_option("--model-repository", serve_opts.model_repository, "Model repository directory")->required();
+  serve->add_option("--host", serve_opts.host, "Address to listen on (0.0.0.0 = every interface, for containers)")
+      ->capture_default_str();
+  serve->add_option("--http-port", serve_opts.http_port, "HTTP port")->capture_default_str();
+  serve->add_option("--http-threads", serve_opts.http_threads, "HTTP I/O threads (0 = one per CPU)")
+      ->capture_default_str();
+  serve->add_option("--max-request-bytes", serve_opts.max_request_bytes, "Largest request body accepted (413 above)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  serve->add_option("--max-header-bytes", serve_opts.max_header_bytes, "Largest request header block (431 above)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint32_t{256}, uint32_t{1} << 24));
+  serve->add_option("--read-timeout-secs", serve_opts.read_timeout_secs, "Time allowed to send one request")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  serve->add_option("--idle-timeout-secs", serve_opts.idle_timeout_secs, "Idle keep-alive connections close after this")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  serve
+      ->add_option("--shutdown-grace-secs", serve_opts.shutdown_grace_secs,
+                   "On SIGTERM/SIGINT, wait at most this long for in-flight requests")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600));
+  serve->add_option("--backend-dir", serve_opts.backend_dir,
+                    "Directory of backend plugins (default: ../lib/berth/backends next to the binary)");
+  serve->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")->capture_default_str();
+
+  berth::PredictOptions predict_opts;
+  std::vector<std::string> inputs;
+  auto* predict = app.add_subcommand("predict", "Load one model, run it once, print the v2 JSON response");
+  predict->add_option("model_dir", predict_opts.model_dir, "Model directory (holding model.yaml)")->required();
+  predict->add_option("--input,-i", inputs, "NAME=JSON or NAME=@FILE; JSON is a (nested) array")->required();
+  predict->add_option("--version", predict_opts.version, "Model version (default: the highest)");
+  predict->add_option("--backend-dir", predict_opts.backend_dir, "Directory of backend plugins");
+  predict->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
+      ->capture_default_str();
+
+  auto* help = app.add_subcommand("help", "Show this help");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (*help || app.get_subcommands().empty()) {
+    std::cout << app.get_formatter()->make_help(&app, "berth", CLI::AppFormatMode::Normal);
+    return 0;
+  }
+  if (predict->parsed() && log_level == "info") log_level = "warn";  // keep stdout/stderr for the answer
+  if (auto s = berth::InitLogging(log_level); !s.ok()) {
+    std::cerr << "berth: " << s.message() << "\n";
+    return 2;
+  }
+  if (*serve) {
+    berth::Status s = berth::RunServer(serve_opts);
+    if (!s.ok()) {
+      spdlog::critical("{}", s.message());
+      return 1;
+    }
+    return 0;
+  }
+  for (const auto& in : inputs) {
+    auto eq = in.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "berth predict: --input '" << in << "': expected NAME=JSON or NAME=@FILE\n";
+      return 2;
+    }
+    predict_opts.inputs.emplace_back(in.substr(0, eq), in.substr(eq + 1));
+  }
+  auto out = berth::RunPredict(predict_opts);
+  if (!out.ok()) {
+    std::cerr << "berth predict: " << out.status().message() << "\n";
+    return 1;
+  }
+  std::cout << *out << "\n";
+  return 0;
+}
