@@ -145,6 +145,13 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 trap 'exit 141' PIPE
 
+# Other work on the machine depresses every number (and not evenly): say so.
+cut -d' ' -f1-3 /proc/loadavg >"$WORK/loadavg.start"
+ps -eo pcpu=,args= --sort=-pcpu 2>/dev/null | awk '$1 >= 20 && $2 != "ps"' | head -n 5 | cut -c1-120 >"$WORK/busy.start" || true
+if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { exit !(l > n / 4) }'; then
+  log "warning: load average $(cat "$WORK/loadavg.start") on $(nproc) CPUs before the run; the machine is not idle"
+fi
+
 # Three distinct free loopback ports (or BERTH_PORT / FLASK_PORT / NGINX_PORT).
 read -r FREE1 FREE2 FREE3 < <("$PY" - <<'EOF'
 import socket

@@ -100,6 +100,9 @@ def ratio(a, b):
     return f"{r:.2f}×" if r >= 0.1 else f"{r:.3f}×"
 
 
+WORK = "."
+
+
 def machine():
     cpu = "unknown"
     for line in read("/proc/cpuinfo").splitlines():
@@ -119,7 +122,8 @@ def machine():
         ("kernel", f"{platform.system()} {platform.release()}"),
         ("OS", _os_release()),
         ("libblas.so.3", blas),
-        ("load average at report time", " ".join(load)),
+        ("load average (1/5/15 min) at start", read(os.path.join(WORK, "loadavg.start")).strip()),
+        ("load average (1/5/15 min) at report time", " ".join(load)),
     ]
 
 
@@ -167,6 +171,8 @@ def main():
     ap.add_argument("--model", default="")
     a = ap.parse_args()
     w = a.work
+    global WORK
+    WORK = w
 
     status = {}
     for line in read(os.path.join(w, "status.txt")).splitlines():
@@ -221,7 +227,11 @@ def main():
         for p in problems:
             L.append(f"> - {p}")
         L.append("")
-    elif a.smoke:
+    busy = _busy_note(w)
+    if busy:
+        L.append(busy)
+        L.append("")
+    if a.smoke and not problems:
         L.append(f"> Smoke run ({a.duration} s per point): checks that the script works; the "
                  "numbers are too short to quote.")
         L.append("")
@@ -351,6 +361,23 @@ def main():
     for p in problems:
         print(f"serve_mlp: {p}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _busy_note(w):
+    try:
+        load1 = float(read(os.path.join(w, "loadavg.start")).split()[0])
+    except (IndexError, ValueError):
+        return ""
+    ncpu = os.cpu_count() or 1
+    if load1 <= ncpu / 4:
+        return ""
+    procs = [l.strip() for l in read(os.path.join(w, "busy.start")).splitlines() if l.strip()]
+    note = (f"> **Machine not idle:** 1-minute load average {load1:.2f} on {ncpu} CPUs when the run "
+            "started; other processes took CPU from every contender (not necessarily evenly), so "
+            "absolute numbers are low and the ratios noisier than usual.")
+    if procs:
+        note += " Busiest processes at start: " + "; ".join(f"`{p}`" for p in procs[:4]) + "."
+    return note
 
 
 def _max_diff(w):

@@ -7,11 +7,12 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   libboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
-  libtorch-dev libopenblas0-pthread
-  python3-torch python3-numpy python3-pytest python3-requests
+  libtorch-dev libopenblas0-pthread libxgboost-dev libopencv-dnn-dev
+  python3-torch python3-numpy python3-pytest python3-requests python3-xgboost python3-onnx
+  python3-prometheus-client
 )
 if [[ "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
-  PKGS+=(python3-flask gunicorn nginx-light wrk hey)
+  PKGS+=(python3-flask gunicorn nginx-light wrk hey python3-matplotlib)
 fi
 
 missing=()

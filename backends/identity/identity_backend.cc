@@ -18,7 +18,7 @@ class IdentityInstance final : public ModelInstance {
     if (delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
     if (fail_) return Internal("identity backend: execution failed as configured (parameters.fail)");
     outputs->clear();
-    for (Tensor& in : inputs) outputs->push_back(in);
+    for (Tensor& in : inputs) outputs->push_back(std::move(in));
     return Status::Ok();
   }
 

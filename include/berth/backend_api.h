@@ -27,7 +27,7 @@ inline constexpr int kBackendApiMinor = 0;
 struct InstanceContext {
   const ModelConfig* config = nullptr;  // outlives the instance
   std::string version_dir;              // DIR/<model>/<version>
-  std::string model_file;               // version_dir + "/" + BackendPlugin::model_file ("" if none)
+  std::string model_file;               // the model file found in version_dir ("" if none)
   int64_t version = 0;
   int instance_index = 0;
 };
@@ -55,7 +55,9 @@ struct BackendPlugin {
   int api_major;
   int api_minor;
   const char* name;        // must equal the name in model.yaml
-  const char* model_file;  // file expected in each version directory, "" if none
+  // File expected in each version directory ("" if none); alternatives are
+  // comma-separated in order of preference: "model.json,model.ubj".
+  const char* model_file;
   // Creates the backend once per process; the server owns the result.
   Backend* (*create)();
 };

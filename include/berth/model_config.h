@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,13 @@ struct TensorSpec {
   std::vector<int64_t> shape;
 };
 
+// Triton-style dynamic batching: requests wait up to max_queue_delay_us for
+// company, then run together in one execution of up to max_batch_size rows.
+struct DynamicBatching {
+  int64_t max_queue_delay_us = 0;
+  std::vector<int64_t> preferred_batch_sizes;  // ascending
+};
+
 struct ModelConfig {
   std::string name;     // the model directory's name
   std::string backend;  // plugin name, e.g. "torchscript"
@@ -27,6 +35,8 @@ struct ModelConfig {
   int instances = 1;
   int threads = 1;
   std::map<std::string, std::string> parameters;  // backend-specific
+  std::optional<DynamicBatching> dynamic_batching;  // absent: each request runs alone
+  int64_t max_queue_size = 1024;                    // waiting requests; beyond it: 503
 
   bool batched() const { return max_batch_size > 0; }
   // The shape clients see: [-1, ...spec] when batched.

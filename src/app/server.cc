@@ -1,5 +1,7 @@
 // `berth serve`: the repository, the v2 handler and the HTTP server, wired.
 #include "berth/server.h"
+#include "common/cpu_quota.h"
+#include "metrics/prometheus.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -55,21 +57,28 @@ Status RunServer(const ServerOptions& o) {
   ASSIGN_OR_RETURN(std::unique_ptr<ModelRepository> repository, ModelRepository::Create(ro));
 
   std::atomic<bool> draining{false};
-  V2Handler handler(repository.get(), &draining);
+  V2Handler handler(repository.get(), &draining, {o.request_timeout_ms * 1000});
+  MetricsHandler metrics_handler(repository.get());
+  CpuBudget cpu = DetectCpuBudget();
   HttpServer::Options ho;
   ho.host = o.host;
   ho.port = o.http_port;
-  ho.threads =
-      o.http_threads > 0 ? o.http_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ho.threads = o.http_threads > 0 ? o.http_threads : ThreadsFor(cpu.cpus);
   ho.max_body_bytes = o.max_request_bytes;
   ho.max_header_bytes = o.max_header_bytes;
   ho.read_timeout_secs = o.read_timeout_secs;
   ho.idle_timeout_secs = o.idle_timeout_secs;
   ho.shutdown_grace_secs = o.shutdown_grace_secs;
   ho.on_shutdown = [&draining] { draining = true; };
+  spdlog::info("CPU budget: {}; HTTP I/O threads: {}{}", cpu.source, ho.threads,
+               o.http_threads > 0 ? " (--http-threads)" : "");
   ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Create(ho, &handler));
-  spdlog::info("berth {} listening on http://{}:{} ({} HTTP threads), repository {}, backends in {}", Version(), o.host,
-               server->port(), ho.threads, o.model_repository, ro.backend_dir);
+  spdlog::info("berth {} listening on http://{}:{}, repository {}, backends in {}", Version(), o.host, server->port(),
+               o.model_repository, ro.backend_dir);
+  if (o.metrics_port != 0) {
+    ASSIGN_OR_RETURN(uint16_t metrics_port, server->AddListener(o.metrics_port, &metrics_handler));
+    spdlog::info("metrics on http://{}:{}/metrics", o.host, metrics_port);
+  }
 
   // Models load in the background: live answers at once, ready once loading finished.
   std::thread loader([&repository] {

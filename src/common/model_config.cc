@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -111,10 +112,36 @@ class ConfigReader {
   const std::string& source_;
 };
 
+Result<DynamicBatching> ParseDynamicBatching(const YAML::Node& db, const ModelConfig& c, const ConfigReader& r) {
+  DynamicBatching out;
+  if (db.IsNull()) return out;  // `dynamic_batching:` alone turns it on with defaults
+  if (!db.IsMap()) return r.Error("dynamic_batching", "expected a mapping, got " + ConfigReader::Describe(db));
+  RETURN_IF_ERROR(r.OnlyKeys(db, "dynamic_batching", {"max_queue_delay_us", "preferred_batch_sizes", "max_queue_size"}));
+  if (c.max_batch_size == 0) {
+    return r.Error("dynamic_batching", "needs max_batch_size > 0 (a model without a batch dimension cannot batch)");
+  }
+  if (db["max_queue_delay_us"]) {
+    ASSIGN_OR_RETURN(out.max_queue_delay_us,
+                     r.Int(db["max_queue_delay_us"], "dynamic_batching.max_queue_delay_us", 0, 10'000'000));
+  }
+  if (const YAML::Node& p = db["preferred_batch_sizes"]; p) {
+    if (!p.IsSequence()) {
+      return r.Error("dynamic_batching.preferred_batch_sizes", "expected a list of batch sizes, got " + ConfigReader::Describe(p));
+    }
+    for (size_t i = 0; i < p.size(); ++i) {
+      ASSIGN_OR_RETURN(int64_t v, r.Int(p[i], "dynamic_batching.preferred_batch_sizes[" + std::to_string(i) + "]", 1,
+                                        c.max_batch_size));
+      out.preferred_batch_sizes.push_back(v);
+    }
+    std::sort(out.preferred_batch_sizes.begin(), out.preferred_batch_sizes.end());
+  }
+  return out;
+}
+
 Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_name, const ConfigReader& r) {
   if (!root.IsMap()) return r.Error("(top level)", "expected a mapping of keys, got " + ConfigReader::Describe(root));
   RETURN_IF_ERROR(
-      r.OnlyKeys(root, "", {"backend", "max_batch_size", "inputs", "outputs", "instances", "threads", "parameters"}));
+      r.OnlyKeys(root, "", {"backend", "max_batch_size", "inputs", "outputs", "instances", "threads", "parameters", "dynamic_batching"}));
   ModelConfig c;
   c.name = model_name;
   if (!root["backend"]) return r.Error("backend", "missing (name the backend plugin, e.g. 'backend: torchscript')");
@@ -146,6 +173,12 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
       if (!kv.second.IsScalar())
         return r.Error("parameters." + k, "expected a scalar value, got " + ConfigReader::Describe(kv.second));
       c.parameters[k] = kv.second.Scalar();
+    }
+  }
+  if (const YAML::Node& db = root["dynamic_batching"]; db) {
+    ASSIGN_OR_RETURN(c.dynamic_batching, ParseDynamicBatching(db, c, r));
+    if (db.IsMap() && db["max_queue_size"]) {
+      ASSIGN_OR_RETURN(c.max_queue_size, r.Int(db["max_queue_size"], "dynamic_batching.max_queue_size", 1, 1 << 24));
     }
   }
   return c;

@@ -77,11 +77,21 @@ Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_
   ctx.version = version;
   ctx.version_dir = model_dir + "/" + std::to_string(version);
   if (backend->plugin->model_file && *backend->plugin->model_file) {
-    ctx.model_file = ctx.version_dir + "/" + backend->plugin->model_file;
+    // model_file lists accepted names, comma-separated, in order of preference.
+    std::string names = backend->plugin->model_file;
     std::error_code ec;
-    if (!fs::is_regular_file(ctx.model_file, ec)) {
-      return NotFound(ctx.model_file + ": missing (backend '" + config.backend + "' expects " +
-                      backend->plugin->model_file + " in each version directory)");
+    for (size_t start = 0; start <= names.size();) {
+      size_t comma = std::min(names.find(',', start), names.size());
+      std::string candidate = ctx.version_dir + "/" + names.substr(start, comma - start);
+      if (fs::is_regular_file(candidate, ec)) {
+        ctx.model_file = candidate;
+        break;
+      }
+      start = comma + 1;
+    }
+    if (ctx.model_file.empty()) {
+      return NotFound(ctx.version_dir + ": no model file (backend '" + config.backend + "' expects " +
+                      (names.find(',') == std::string::npos ? names : "one of " + names) + ")");
     }
     if (!StaysInside(model_dir, ctx.model_file)) {
       return FailedPrecondition(ctx.model_file + ": resolves outside the model directory; refused");
@@ -93,6 +103,7 @@ Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_
   InstancePool::Options pool;
   pool.config = shared_config;
   pool.version = version;
+  pool.metrics = std::make_shared<ModelMetrics>();
   for (int i = 0; i < shared_config->instances; ++i) {
     ctx.instance_index = i;
     Result<std::unique_ptr<ModelInstance>> instance = Internal("backend threw an exception");
@@ -108,6 +119,7 @@ Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_
   mv->name = name;
   mv->version = version;
   mv->config = shared_config;
+  mv->metrics = pool.metrics;
   ASSIGN_OR_RETURN(mv->scheduler, InstancePool::Create(std::move(pool)));
   return mv;
 }
@@ -214,15 +226,17 @@ std::vector<IndexEntry> ModelRepository::Index() const {
   return out;
 }
 
-void ModelRepository::StopAll() {
-  std::vector<std::shared_ptr<ModelVersion>> versions;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [name, e] : models_) {
-      for (auto& [v, mv] : e.loaded) versions.push_back(mv);
-    }
+std::vector<std::shared_ptr<ModelVersion>> ModelRepository::LoadedVersions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<ModelVersion>> out;
+  for (const auto& [name, e] : models_) {
+    for (const auto& [v, mv] : e.loaded) out.push_back(mv);
   }
-  for (auto& mv : versions) {
+  return out;
+}
+
+void ModelRepository::StopAll() {
+  for (auto& mv : LoadedVersions()) {
     if (mv->scheduler) mv->scheduler->Stop();
   }
 }

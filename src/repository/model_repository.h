@@ -12,6 +12,7 @@
 
 #include "backend/backend_registry.h"
 #include "berth/model_config.h"
+#include "metrics/model_metrics.h"
 #include "scheduler/scheduler.h"
 
 namespace berth {
@@ -24,6 +25,7 @@ struct ModelVersion {
   std::string name;
   int64_t version = 0;
   std::shared_ptr<const ModelConfig> config;
+  std::shared_ptr<ModelMetrics> metrics;
   std::unique_ptr<Scheduler> scheduler;  // set when ready
 };
 
@@ -74,6 +76,9 @@ class ModelRepository {
   Result<ModelEntry> Entry(std::string_view name) const;
 
   std::vector<IndexEntry> Index() const;
+
+  // Every loaded version, by model name then version.
+  std::vector<std::shared_ptr<ModelVersion>> LoadedVersions() const;
 
   // Stops every scheduler (finishing queued work).
   void StopAll();

@@ -2,6 +2,7 @@
 // Protocols know these types, never backends.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,6 +25,11 @@ struct InferRequest {
 
   // Rows in this request: the batch dimension, or 1 for unbatched models.
   int64_t batch_size = 1;
+
+  // parameters.timeout_us: how long the request may wait in the queue (0 = the server default).
+  int64_t timeout_us = 0;
+  // When it must have started executing; max() = no limit. Set by the protocol.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 struct InferResponse {

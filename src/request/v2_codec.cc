@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -116,10 +117,26 @@ Result<double> NumberOf(const element& e) {
 template <typename T>
 Status FillFloats(const element& data, DataWalker& walker, std::string_view dtype, uint8_t* out) {
   return walker.Walk(data, [&](const element& e, int64_t i) -> Status {
+    if (e.type() == element_type::NULL_VALUE) {  // null = missing value (NaN), as XGBoost and pandas read it
+      if constexpr (std::is_same_v<T, uint16_t>) {
+        uint16_t h = 0x7e00;
+        std::memcpy(out + i * 2, &h, 2);
+      } else {
+        T v = std::numeric_limits<T>::quiet_NaN();
+        std::memcpy(out + i * sizeof(T), &v, sizeof(T));
+      }
+      return Status::Ok();
+    }
     auto d = NumberOf(e);
     if (!d.ok()) {
       return InvalidArgument(walker.At(i) + ": expected a number for " + std::string(dtype) + ", got " +
                              d.status().message());
+    }
+    // Narrowing an out-of-range double is undefined behaviour: refuse it instead.
+    constexpr double kMax = std::is_same_v<T, uint16_t> ? 65504.0 : static_cast<double>(std::numeric_limits<T>::max());
+    if (std::abs(*d) > kMax) {
+      return InvalidArgument(walker.At(i) + ": " + std::string(simdjson::minify(e)) + " is out of range for " +
+                             std::string(dtype));
     }
     if constexpr (std::is_same_v<T, uint16_t>) {
       uint16_t h = FloatToHalf(static_cast<float>(*d));
@@ -330,6 +347,11 @@ Result<InferRequest> DecodeInferRequest(std::string_view body, std::optional<uin
   RETURN_IF_ERROR(ForEachParameter(doc, "", [&](std::string_view key, const element& v) -> Status {
     if (key == "binary_data_output") {
       ASSIGN_OR_RETURN(req.binary_output, BoolParam(v, "parameters.binary_data_output"));
+    } else if (key == "timeout_us" || key == "timeout") {
+      if (v.type() != element_type::INT64 || v.get_int64().value_unsafe() < 0) {
+        return InvalidArgument("parameters." + std::string(key) + ": expected microseconds (a non-negative integer)");
+      }
+      req.timeout_us = v.get_int64().value_unsafe();
     }
     return Status::Ok();
   }));

@@ -58,6 +58,10 @@ TEST(DecodeTest, IntegerRangesPerDatatype) {
   EXPECT_FALSE(ok("BYTES", "[1,2]"));
   EXPECT_TRUE(ok("FP16", "[1.5,-2]"));
   EXPECT_FALSE(ok("FP32", R"(["1",2])"));
+  EXPECT_TRUE(ok("FP32", "[null,2]"));  // null = missing = NaN
+  EXPECT_FALSE(ok("INT32", "[null,2]"));
+  EXPECT_FALSE(ok("FP32", "[1e39,0]"));  // out of range, not silently infinity
+  EXPECT_TRUE(ok("FP64", "[1e39,0]"));
 }
 
 TEST(DecodeTest, ErrorsSayWhatAndWhere) {

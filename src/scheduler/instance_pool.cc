@@ -3,17 +3,28 @@
 #include <spdlog/spdlog.h>
 
 #include "request/validate.h"
+#include "scheduler/batch.h"
 
 namespace berth {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t MicrosBetween(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(b - a).count();
+}
+
+Status WithModel(const ModelConfig& config, int64_t version, const Status& s) {
+  return Status(s.code(), "model '" + config.name + "' version " + std::to_string(version) + ": " + s.message());
+}
+
+}  // namespace
 
 Result<InferResponse> ExecuteRequest(ModelInstance& instance, const ModelConfig& config, int64_t version,
                                      InferRequest& request) {
   std::vector<Tensor> outputs;
   Status s = instance.Execute(request.inputs, &outputs);
-  if (!s.ok()) {
-    // The backend's message is passed on; the code decides the HTTP status.
-    return Status(s.code(), "model '" + config.name + "' version " + std::to_string(version) + ": " + s.message());
-  }
+  if (!s.ok()) return WithModel(config, version, s);  // the backend's message is passed on
   RETURN_IF_ERROR(ValidateOutputs(config, request.batch_size, outputs));
   return MakeResponse(config, version, request, std::move(outputs));
 }
@@ -21,6 +32,7 @@ Result<InferResponse> ExecuteRequest(ModelInstance& instance, const ModelConfig&
 Result<std::unique_ptr<InstancePool>> InstancePool::Create(Options options) {
   if (!options.config) return InvalidArgument("InstancePool needs a config");
   if (options.instances.empty()) return InvalidArgument("InstancePool needs at least one instance");
+  if (!options.metrics) options.metrics = std::make_shared<ModelMetrics>();
   std::unique_ptr<InstancePool> pool(new InstancePool(std::move(options)));
   for (auto& instance : pool->options_.instances) {
     pool->threads_.emplace_back([p = pool.get(), i = instance.get()] { p->RunExecutor(i); });
@@ -28,31 +40,31 @@ Result<std::unique_ptr<InstancePool>> InstancePool::Create(Options options) {
   return pool;
 }
 
-InstancePool::InstancePool(Options options) : options_(std::move(options)) {}
+InstancePool::InstancePool(Options options) : options_(std::move(options)), config_(*options_.config) {}
 
 InstancePool::~InstancePool() { Stop(); }
 
 void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletion done) {
+  Status refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
-      done(Unavailable("model '" + options_.config->name + "' is shutting down"));
-      return;
+      refused = Unavailable("model '" + config_.name + "' is shutting down");
+    } else if (queue_.size() >= static_cast<size_t>(config_.max_queue_size)) {
+      refused = ResourceExhausted("model '" + config_.name + "': queue is full (" +
+                                  std::to_string(config_.max_queue_size) + " requests waiting); retry later");
+    } else {
+      queue_.push_back(Item{std::move(request), std::move(done), Clock::now()});
+      options_.metrics->queue_depth.fetch_add(1, std::memory_order_relaxed);
     }
-    if (queue_.size() >= options_.max_queue_size) {
-      done(ResourceExhausted("model '" + options_.config->name + "': queue is full (" +
-                             std::to_string(options_.max_queue_size) + " requests waiting); retry later"));
-      return;
-    }
-    queue_.push_back(Item{std::move(request), std::move(done)});
   }
+  if (!refused.ok()) return done(refused);
   cv_.notify_one();
 }
 
 void InstancePool::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ && threads_.empty()) return;
     stopping_ = true;
   }
   cv_.notify_all();
@@ -62,19 +74,139 @@ void InstancePool::Stop() {
   threads_.clear();
 }
 
-void InstancePool::RunExecutor(ModelInstance* instance) {
-  const ModelConfig& config = *options_.config;
+int64_t InstancePool::GatherableRows(size_t* count) const {
+  const InferRequest& first = *queue_.front().request;
+  int64_t rows = 0;
+  size_t n = 0;
+  for (const Item& item : queue_) {
+    const InferRequest& r = *item.request;
+    if (n > 0 && (rows + r.batch_size > config_.max_batch_size || !CanBatchTogether(first, r))) break;
+    rows += r.batch_size;
+    ++n;
+  }
+  *count = n;
+  return rows;
+}
+
+std::vector<InstancePool::Item> InstancePool::NextBatch(std::unique_lock<std::mutex>& lock,
+                                                        std::vector<Item>* expired) {
   for (;;) {
-    Item item;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and everything queued is done
-      item = std::move(queue_.front());
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    Clock::time_point now = Clock::now();
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->request->deadline < now) {
+        expired->push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (queue_.empty()) return {};  // stopping with nothing left, or only expired requests to answer
+
+    size_t take = 1;
+    if (config_.dynamic_batching) {
+      const DynamicBatching& db = *config_.dynamic_batching;
+      size_t count = 0;
+      int64_t rows = GatherableRows(&count);
+      // Full: max_batch_size reached, or the next request cannot join (FIFO: it must not be overtaken).
+      bool full = rows >= config_.max_batch_size || count < queue_.size();
+      int64_t preferred = 0;
+      for (int64_t p : db.preferred_batch_sizes) {
+        if (p <= rows) preferred = p;
+      }
+      Clock::time_point flush_at = queue_.front().enqueued + std::chrono::microseconds(db.max_queue_delay_us);
+      if (!full && preferred == 0 && now < flush_at && !stopping_) {
+        cv_.wait_until(lock, flush_at);
+        continue;
+      }
+      take = count;
+      if (!full && preferred > 0) {  // the largest preferred size the queue can fill
+        int64_t acc = 0;
+        take = 0;
+        for (const Item& item : queue_) {
+          if (take == count || acc + item.request->batch_size > preferred) break;
+          acc += item.request->batch_size;
+          ++take;
+        }
+        take = std::max<size_t>(take, 1);
+      }
+    }
+    std::vector<Item> batch;
+    batch.reserve(take);
+    for (size_t i = 0; i < take; ++i) {
+      batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
-    item.done(ExecuteRequest(*instance, config, options_.version, *item.request));
+    return batch;
   }
+}
+
+void InstancePool::RunExecutor(ModelInstance* instance) {
+  for (;;) {
+    std::vector<Item> expired;
+    std::vector<Item> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      batch = NextBatch(lock, &expired);
+    }
+    options_.metrics->queue_depth.fetch_sub(static_cast<int64_t>(batch.size() + expired.size()),
+                                            std::memory_order_relaxed);
+    Clock::time_point now = Clock::now();
+    for (Item& item : expired) {
+      int64_t waited = MicrosBetween(item.enqueued, now);
+      Finish(item,
+             Status(StatusCode::kDeadlineExceeded, "model '" + config_.name + "': request waited " +
+                                                       std::to_string(waited) + " us in the queue, past its timeout"),
+             waited, 0);
+    }
+    if (batch.empty()) {
+      if (expired.empty()) return;  // stopping, and the queue is drained
+      continue;
+    }
+    RunBatch(*instance, batch);
+  }
+}
+
+void InstancePool::RunBatch(ModelInstance& instance, std::vector<Item>& batch) {
+  Clock::time_point start = Clock::now();
+  ModelMetrics& m = *options_.metrics;
+  std::vector<int64_t> rows;
+  int64_t total = 0;
+  for (const Item& item : batch) {
+    rows.push_back(item.request->batch_size);
+    total += item.request->batch_size;
+  }
+  m.execution_count.fetch_add(1, std::memory_order_relaxed);
+  m.inference_count.fetch_add(static_cast<uint64_t>(total), std::memory_order_relaxed);
+  m.batch_size.Observe(static_cast<uint64_t>(total));
+
+  if (batch.size() == 1) {  // nothing to merge or split
+    Result<InferResponse> r = ExecuteRequest(instance, config_, options_.version, *batch[0].request);
+    Finish(batch[0], std::move(r), MicrosBetween(batch[0].enqueued, start), MicrosBetween(start, Clock::now()));
+    return;
+  }
+  std::vector<InferRequest*> requests;
+  for (Item& item : batch) requests.push_back(item.request.get());
+  std::vector<Tensor> inputs = MergeInputs(requests);
+  std::vector<Tensor> outputs;
+  Status s = instance.Execute(inputs, &outputs);
+  s = s.ok() ? ValidateOutputs(config_, total, outputs) : WithModel(config_, options_.version, s);
+  int64_t compute_us = MicrosBetween(start, Clock::now());
+  if (!s.ok()) {  // every request of a failed batch gets the error
+    for (Item& item : batch) Finish(item, s, MicrosBetween(item.enqueued, start), compute_us);
+    return;
+  }
+  std::vector<std::vector<Tensor>> parts = SplitOutputs(std::move(outputs), rows);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Finish(batch[i], MakeResponse(config_, options_.version, *batch[i].request, std::move(parts[i])),
+           MicrosBetween(batch[i].enqueued, start), compute_us);
+  }
+}
+
+void InstancePool::Finish(Item& item, Result<InferResponse> result, int64_t queue_us, int64_t compute_us) {
+  options_.metrics->queue_us.fetch_add(static_cast<uint64_t>(queue_us), std::memory_order_relaxed);
+  options_.metrics->compute_us.fetch_add(static_cast<uint64_t>(compute_us), std::memory_order_relaxed);
+  item.done(std::move(result));
 }
 
 }  // namespace berth

@@ -34,37 +34,49 @@ class DoublingInstance final : public ModelInstance {
   std::shared_future<void> gate_;
 };
 
-std::shared_ptr<const ModelConfig> Config() {
-  return std::make_shared<const ModelConfig>(ParseModelConfig(R"(
+std::shared_ptr<const ModelConfig> Config(size_t queue, const std::string& batching = "") {
+  std::string yaml = R"(
 backend: identity
 max_batch_size: 4
 inputs: [{name: x, datatype: FP32, shape: [1]}]
 outputs: [{name: y, datatype: FP32, shape: [1]}]
-)",
-                                                              "double", "model.yaml")
-                                                 .value());
+)";
+  auto c = ParseModelConfig(yaml + batching, "double", "model.yaml").value();
+  c.max_queue_size = static_cast<int64_t>(queue);
+  return std::make_shared<const ModelConfig>(std::move(c));
 }
 
-std::unique_ptr<InferRequest> Request(float v) {
+// A request of `rows` rows holding v, v+1, ...
+std::unique_ptr<InferRequest> Request(float v, int64_t rows = 1) {
   auto r = std::make_unique<InferRequest>();
-  Tensor t{"x", DataType::kFp32, {1, 1}, std::vector<uint8_t>(4)};
-  std::memcpy(t.data.data(), &v, 4);
+  Tensor t{"x", DataType::kFp32, {rows, 1}, std::vector<uint8_t>(4 * rows)};
+  for (int64_t i = 0; i < rows; ++i) {
+    float x = v + static_cast<float>(i);
+    std::memcpy(t.data.data() + 4 * i, &x, 4);
+  }
   r->inputs.push_back(std::move(t));
-  r->batch_size = 1;
+  r->batch_size = rows;
   return r;
 }
 
+std::vector<float> Values(const Tensor& t) {
+  std::vector<float> v(t.data.size() / 4);
+  std::memcpy(v.data(), t.data.data(), t.data.size());
+  return v;
+}
+
 struct Pool {
+  std::shared_ptr<ModelMetrics> metrics = std::make_shared<ModelMetrics>();
   std::atomic<int> running{0};
   std::promise<void> release;
   std::unique_ptr<InstancePool> pool;
 
-  Pool(int instances, size_t queue) {
+  Pool(int instances, size_t queue, const std::string& batching = "") {
     std::shared_future<void> gate = release.get_future().share();
     InstancePool::Options o;
-    o.config = Config();
+    o.config = Config(queue, batching);
     o.version = 1;
-    o.max_queue_size = queue;
+    o.metrics = metrics;
     for (int i = 0; i < instances; ++i) o.instances.push_back(std::make_unique<DoublingInstance>(&running, gate));
     pool = InstancePool::Create(std::move(o)).value();
   }
@@ -143,6 +155,92 @@ TEST(InstancePoolTest, StopFinishesQueuedWorkThenRefuses) {
   Status after;
   p.pool->Enqueue(Request(1), [&](Result<InferResponse> r) { after = r.status(); });
   EXPECT_EQ(after.code(), StatusCode::kUnavailable);
+}
+
+TEST(DynamicBatchingTest, MergesRequestsAndSplitsRowsBackExactly) {
+  Pool p(1, 64, "dynamic_batching: {max_queue_delay_us: 200000}\n");
+  std::vector<std::future<Result<InferResponse>>> futures;
+  const int64_t sizes[] = {1, 2, 1};  // 4 rows = max_batch_size: runs as soon as all are queued
+  float base = 0;
+  for (int64_t rows : sizes) {
+    auto promise = std::make_shared<std::promise<Result<InferResponse>>>();
+    futures.push_back(promise->get_future());
+    p.pool->Enqueue(Request(base, rows), [promise](Result<InferResponse> r) { promise->set_value(std::move(r)); });
+    base += 10;
+  }
+  p.release.set_value();
+  base = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    auto r = futures[i].get();
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    std::vector<float> want;
+    for (int64_t k = 0; k < sizes[i]; ++k) want.push_back(2 * (base + static_cast<float>(k)));
+    EXPECT_EQ(Values(r->outputs[0]), want) << "request " << i;
+    EXPECT_EQ(r->outputs[0].shape, (std::vector<int64_t>{sizes[i], 1}));
+    base += 10;
+  }
+  EXPECT_EQ(p.metrics->execution_count.load(), 1u);  // one execution for all three
+  EXPECT_EQ(p.metrics->inference_count.load(), 4u);
+}
+
+TEST(DynamicBatchingTest, DelayBoundsTheWaitForCompany) {
+  Pool p(1, 64, "dynamic_batching: {max_queue_delay_us: 20000}\n");
+  p.release.set_value();
+  auto start = std::chrono::steady_clock::now();
+  std::promise<Result<InferResponse>> done;
+  p.pool->Enqueue(Request(1), [&](Result<InferResponse> r) { done.set_value(std::move(r)); });
+  ASSERT_TRUE(done.get_future().get().ok());
+  auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, std::chrono::milliseconds(15));  // it waited for company...
+  EXPECT_LT(waited, std::chrono::seconds(2));        // ...but not much longer than the delay
+}
+
+TEST(DynamicBatchingTest, PreferredBatchSizeRunsWithoutWaiting) {
+  Pool p(1, 64, "dynamic_batching: {max_queue_delay_us: 5000000, preferred_batch_sizes: [2]}\n");
+  p.release.set_value();
+  std::promise<void> both;
+  std::atomic<int> n{0};
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2; ++i) {
+    p.pool->Enqueue(Request(1), [&](Result<InferResponse> r) {
+      EXPECT_TRUE(r.ok());
+      if (++n == 2) both.set_value();
+    });
+  }
+  both.get_future().get();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));  // not the 5 s delay
+}
+
+TEST(DynamicBatchingTest, FailedBatchAnswersEveryRequestWithTheError) {
+  Pool p(1, 64, "dynamic_batching: {max_queue_delay_us: 200000}\n");
+  std::vector<std::future<Result<InferResponse>>> futures;
+  for (float v : {-5.0f, 1.0f}) {  // the instance fails a batch whose first value is negative
+    auto promise = std::make_shared<std::promise<Result<InferResponse>>>();
+    futures.push_back(promise->get_future());
+    p.pool->Enqueue(Request(v, 2), [promise](Result<InferResponse> r) { promise->set_value(std::move(r)); });
+  }
+  p.release.set_value();
+  for (auto& f : futures) {
+    auto r = f.get();
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("negative"), std::string::npos);
+  }
+}
+
+TEST(InstancePoolTest, ExpiredRequestsAreDroppedWithAClearError) {
+  Pool p(1, 64);
+  std::promise<Result<InferResponse>> first, late;
+  p.pool->Enqueue(Request(1), [&](Result<InferResponse> r) { first.set_value(std::move(r)); });
+  auto req = Request(2);
+  req->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+  p.pool->Enqueue(std::move(req), [&](Result<InferResponse> r) { late.set_value(std::move(r)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the instance is busy past the deadline
+  p.release.set_value();
+  EXPECT_TRUE(first.get_future().get().ok());
+  auto r = late.get_future().get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(r.status().message().find("past its timeout"), std::string::npos);
 }
 
 }  // namespace

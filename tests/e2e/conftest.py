@@ -22,6 +22,7 @@ EXAMPLES = ROOT / "examples" / "models"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "torch: needs the TorchScript backend and Python torch")
+    config.addinivalue_line("markers", "onnx: needs the ONNX backend (OpenCV DNN)")
 
 
 def free_port():
@@ -35,11 +36,14 @@ class Server:
 
     def __init__(self, repo, extra_args=(), wait_ready=True):
         self.port = free_port()
+        self.metrics_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         self.log_path = pathlib.Path(repo).parent / f"berth-{self.port}.log"
         self.log = open(self.log_path, "w")
         args = [str(BERTH_BIN), "serve", "--model-repository", str(repo),
                 "--host", "127.0.0.1", "--http-port", str(self.port),
+                "--metrics-port", str(self.metrics_port),
                 "--log-level", "debug", *extra_args]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait(wait_ready)
@@ -138,3 +142,13 @@ def error_of(resp):
     assert set(body) == {"error"}, body
     assert isinstance(body["error"], str) and body["error"], body
     return body["error"]
+
+
+# The xgboost marker (tests/e2e/test_xgboost.py), registered beside the
+# markers above without changing them.
+_pytest_configure_before_xgboost = pytest_configure
+
+
+def pytest_configure(config):  # noqa: F811
+    _pytest_configure_before_xgboost(config)
+    config.addinivalue_line("markers", "xgboost: needs the XGBoost backend and Python xgboost")

@@ -86,7 +86,7 @@ def read_response(c):
     return int(head.split()[1]), json.loads(body)
 
 
-@pytest.mark.parametrize("instances,delay_ms", [(4, 1500), (1, 400)], ids=["running", "queued"])
+@pytest.mark.parametrize("instances,delay_ms", [(4, 2000), (1, 500)], ids=["running", "queued"])
 def test_sigterm_drains_in_flight_requests(tmp_path, start_server, instances, delay_ms):
     """instances=4: all four execute at once; instances=1: three of them wait in the queue."""
     repo = tmp_path / "repo"
@@ -94,20 +94,20 @@ def test_sigterm_drains_in_flight_requests(tmp_path, start_server, instances, de
     s = start_server(repo, ["--shutdown-grace-secs", "8"])
 
     conns = [send_infer(s.port, "slow", [i, i * 10, -i]) for i in range(4)]
-    time.sleep(0.3)  # all four are now in flight (executing or queued); they need >= 1.5 s in all
+    time.sleep(0.3)  # all four are now in flight (executing or queued); they need >= 2 s in all
     t_sig = time.time()
     s.proc.send_signal(signal.SIGTERM)
 
     # the listener closes promptly, while the in-flight requests are still running
     refused_while_running = False
-    deadline = time.time() + 0.8
+    deadline = time.time() + 1.0
     while time.time() < deadline:
         if connect_refused(s.port):
             refused_while_running = s.proc.poll() is None
             break
         time.sleep(0.05)
     else:
-        pytest.fail("new connections still accepted 0.8 s after SIGTERM")
+        pytest.fail("new connections still accepted 1 s after SIGTERM")
 
     for i, c in enumerate(conns):
         status, body = read_response(c)
@@ -122,12 +122,14 @@ def test_sigterm_drains_in_flight_requests(tmp_path, start_server, instances, de
     assert connect_refused(s.port)
 
 
-def test_sigterm_grace_period_bounds_shutdown(tmp_path, start_server):
+@pytest.mark.parametrize("n_requests", [1, 3], ids=["executing", "with-queue"])
+def test_sigterm_grace_period_bounds_shutdown(tmp_path, start_server, n_requests):
     repo = tmp_path / "repo"
     identity_model(repo, "very_slow", delay_ms=10000)
     s = start_server(repo, ["--shutdown-grace-secs", "1"])
-    c = send_infer(s.port, "very_slow", [1])
-    time.sleep(0.5)  # executing now (10 s)
+    conns = [send_infer(s.port, "very_slow", [i]) for i in range(n_requests)]
+    c = conns[0]
+    time.sleep(0.5)  # the first executes now (10 s), the others wait in the queue
     t0 = time.time()
     s.proc.send_signal(signal.SIGTERM)
     try:
@@ -137,7 +139,8 @@ def test_sigterm_grace_period_bounds_shutdown(tmp_path, start_server):
         pytest.fail("still running 5 s after SIGTERM with --shutdown-grace-secs 1 "
                     "(it waits for the 10 s execution to finish)")
     finally:
-        c.close()
+        for c in conns:
+            c.close()
     assert time.time() - t0 < 1 + 4
     assert rc == 0, s.logs()[-3000:]
 
@@ -449,3 +452,64 @@ def test_second_signal_during_drain_still_exits_zero(tmp_path, start_server):
     c.close()
     assert status == 200 and flat(body["outputs"][0]["data"]) == [5]
     assert s.proc.wait(timeout=8) == 0
+
+
+def test_io_thread_not_blocked_by_inference(tmp_path, start_server):
+    """With one HTTP thread, a slow inference must not stall other requests."""
+    repo = tmp_path / "repo"
+    identity_model(repo, "slow", delay_ms=1500)
+    identity_model(repo, "fast")
+    s = start_server(repo, ["--http-threads", "1"])
+    c = send_infer(s.port, "slow", [1])
+    time.sleep(0.2)
+    t0 = time.time()
+    assert s.get("/v2/health/live", timeout=5).status_code == 200
+    r = s.post("/v2/models/fast/infer", json=infer_body([2]), timeout=5)
+    assert r.status_code == 200
+    assert time.time() - t0 < 1.0, "requests waited for the slow inference"
+    status, body = read_response(c)
+    c.close()
+    assert status == 200
+
+
+def test_client_that_never_reads_its_response(tmp_path, start_server):
+    """A big response to a client that does not read: the write times out (--read-timeout-secs), so the
+    connection is dropped and a SIGTERM is not held up until the grace period ends."""
+    repo = tmp_path / "repo"
+    identity_model(repo, "big", dt="UINT8")
+    s = start_server(repo, ["--read-timeout-secs", "3", "--idle-timeout-secs", "3", "--shutdown-grace-secs", "15"])
+    n = 8 << 20  # more than the loopback socket buffers hold
+    header = json.dumps({"inputs": [{"name": "x", "datatype": "UINT8", "shape": [n],
+                                     "parameters": {"binary_data_size": n}}],
+                         "parameters": {"binary_data_output": True}}).encode()
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    c.settimeout(20)
+    c.connect(("127.0.0.1", s.port))
+    try:
+        c.sendall(b"POST /v2/models/big/infer HTTP/1.1\r\nHost: x\r\nInference-Header-Content-Length: %d\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (len(header), len(header) + n) + header + bytes(n))
+        # wait until the response has started (peek only: nothing is consumed)
+        assert c.recv(16, socket.MSG_PEEK).startswith(b"HTTP/1.1 200")
+        assert s.get("/v2/health/live", timeout=5).status_code == 200
+        t0 = time.time()
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=20) == 0
+        assert time.time() - t0 < 3 + 3, "shutdown waited for a connection whose client never reads"
+        # the connection was dropped before the whole response went out
+        got, closed = 0, False
+        c.settimeout(3)
+        try:
+            while True:
+                chunk = c.recv(1 << 20)
+                if not chunk:
+                    closed = True
+                    break
+                got += len(chunk)
+        except ConnectionResetError:
+            closed = True
+        except socket.timeout:
+            pass
+        assert closed and got < n, (closed, got)
+    finally:
+        c.close()

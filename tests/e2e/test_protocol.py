@@ -1029,6 +1029,12 @@ def test_server_ready_despite_broken_models(broken):
 def test_broken_model_endpoints(broken, name):
     r = broken.get(f"/v2/models/{name}/ready")
     assert r.status_code == 503, r.text
+    r = broken.get(f"/v2/models/{name}/versions/1/ready")
+    assert r.status_code == 503, r.text
+    r = broken.get(f"/v2/models/{name}")
+    assert r.status_code in (200, 503), r.text
+    if r.status_code == 503:
+        error_of(r)
     r = broken.infer(name, [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}])
     assert r.status_code in (503, 400), r.text
     error_of(r)
@@ -1375,3 +1381,29 @@ def test_content_types(srv):
     assert r.headers["Content-Type"].startswith("application/octet-stream")
     r = srv.get("/v2/models/nosuch")
     assert r.headers["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("path", ["/v2", "/v2/health/live", "/v2/models/pair", "/v2/nosuch"])
+def test_head_response_has_no_body(srv, path):
+    """RFC 9110 9.3.2: a response to HEAD carries no content, whatever its status; otherwise the
+    bytes are taken as the start of the next response on a kept-alive connection."""
+    with raw_connect(srv.port) as s:
+        s.sendall(http_request("HEAD", path) + http_request("GET", "/v2/health/live"))
+        rd = Reader(s)
+        while b"\r\n\r\n" not in rd.buf:
+            rd._fill()
+        head, rd.buf = rd.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 "), head
+        while len(rd.buf) < 9:
+            rd._fill()
+        # the GET's response must follow the HEAD's header block directly
+        assert rd.buf.startswith(b"HTTP/1.1 "), (head, rd.buf[:200])
+        r = rd.response()
+        assert r.status == 200, r
+
+
+def test_request_line_over_header_limit(limited):
+    r = raw_roundtrip(limited.port, http_request("GET", "/v2/models/" + "a" * 5000 + "/ready"))
+    assert r.status in (400, 414, 431), r
+    assert set(r.json()) == {"error"}
+    good_request_works(limited, "id_fp32")

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "berth/server.h"
+#include "bench_command.h"
 #include "common/logging.h"
 
 int main(int argc, char** argv) {
@@ -19,8 +20,15 @@ int main(int argc, char** argv) {
   serve->add_option("--host", serve_opts.host, "Address to listen on (0.0.0.0 = every interface, for containers)")
       ->capture_default_str();
   serve->add_option("--http-port", serve_opts.http_port, "HTTP port")->capture_default_str();
-  serve->add_option("--http-threads", serve_opts.http_threads, "HTTP I/O threads (0 = one per CPU)")
+  serve->add_option("--http-threads", serve_opts.http_threads, "HTTP I/O threads (0 = from the CPU quota)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
+  serve->add_option("--metrics-port", serve_opts.metrics_port, "Prometheus metrics port (/metrics); 0 = off")
       ->capture_default_str();
+  serve->add_option("--request-timeout-ms", serve_opts.request_timeout_ms,
+                    "Longest a request may wait in a model's queue unless it sets parameters.timeout_us; 0 = none")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
   serve->add_option("--max-request-bytes", serve_opts.max_request_bytes, "Largest request body accepted (413 above)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
@@ -52,6 +60,8 @@ int main(int argc, char** argv) {
   predict->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->capture_default_str();
 
+  berth::Subcommand bench = berth::AddBenchCommand(app);
+
   auto* help = app.add_subcommand("help", "Show this help");
 
   try {
@@ -68,6 +78,7 @@ int main(int argc, char** argv) {
     std::cerr << "berth: " << s.message() << "\n";
     return 2;
   }
+  if (bench.app->parsed()) return bench.run();
   if (*serve) {
     berth::Status s = berth::RunServer(serve_opts);
     if (!s.ok()) {

@@ -24,11 +24,17 @@ using tcp = net::ip::tcp;
 
 struct HttpServer::Shared {
   Options options;
-  HttpHandler* handler = nullptr;
   std::atomic<bool>* draining = nullptr;
   std::atomic<int64_t> in_flight{0};
   net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  struct Listener {
+    Listener(net::io_context& ioc, HttpHandler* h) : acceptor(ioc), handler(h), retry(ioc) {}
+    tcp::acceptor acceptor;
+    HttpHandler* handler;
+    net::steady_timer retry;
+    std::chrono::steady_clock::time_point last_accept_warning;
+  };
+  std::vector<std::unique_ptr<Listener>> listeners;
 };
 
 namespace {
@@ -43,7 +49,11 @@ HttpResponse PlainError(http::status status, const std::string& message, unsigne
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, HttpServer::Shared* shared) : stream_(std::move(socket)), shared_(shared) {}
+  Session(tcp::socket&& socket, HttpServer::Shared* shared, HttpHandler* handler)
+      : stream_(std::move(socket)), shared_(shared), handler_(handler) {
+    // flat_buffer reads at most its free capacity (512 bytes when empty): read bodies 64 KiB at a time.
+    buffer_.reserve(64 << 10);
+  }
 
   void Start() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::ReadHeader, shared_from_this()));
@@ -87,6 +97,9 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_never();  // inference may take a while; the write sets its own timeout
     keep_alive_ = parser_->get().keep_alive();
     version_ = parser_->get().version();
+    // HEAD is GET without the body (RFC 9110 9.3.2): handlers see GET, Write drops the body.
+    head_ = parser_->get().method() == http::verb::head;
+    if (head_) parser_->get().method(http::verb::get);
     shared_->in_flight.fetch_add(1);
     counted_ = true;
     auto self = shared_from_this();
@@ -95,7 +108,7 @@ class Session : public std::enable_shared_from_this<Session> {
         self->Write(std::move(*res));
       });
     };
-    shared_->handler->Handle(parser_->release(), std::move(respond));
+    handler_->Handle(parser_->release(), std::move(respond));
   }
 
   void OnReadError(beast::error_code ec) {
@@ -129,6 +142,12 @@ class Session : public std::enable_shared_from_this<Session> {
     res.keep_alive(!close);
     res.set(http::field::server, "berth");
     res.prepare_payload();
+    if (head_) {
+      auto length = res[http::field::content_length];
+      std::string kept(length);
+      res.body().clear();
+      res.set(http::field::content_length, kept);
+    }
     auto sp = std::make_shared<HttpResponse>(std::move(res));
     stream_.expires_after(std::chrono::seconds(opts().read_timeout_secs));
     http::async_write(stream_, *sp, [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
@@ -182,26 +201,38 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   HttpServer::Shared* shared_;  // outlives every session: it owns the io_context
+  HttpHandler* handler_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::vector<char> discard_;
   std::chrono::steady_clock::time_point linger_deadline_;
   uint64_t requests_ = 0;
   bool keep_alive_ = true;
   bool counted_ = false;
+  bool head_ = false;
   unsigned version_ = 11;
 };
 
-void Accept(HttpServer::Shared* shared) {
-  shared->acceptor.async_accept(net::make_strand(shared->ioc), [shared](beast::error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted || !shared->acceptor.is_open()) return;
+void Accept(HttpServer::Shared* shared, HttpServer::Shared::Listener* l) {
+  l->acceptor.async_accept(net::make_strand(shared->ioc), [shared, l](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !l->acceptor.is_open()) return;
     if (ec) {
-      spdlog::warn("accept failed: {}", ec.message());
+      // Out of file descriptors (or similar): back off instead of spinning, and log once a second at most.
+      auto now = std::chrono::steady_clock::now();
+      if (now - l->last_accept_warning > std::chrono::seconds(1)) {
+        spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
+        l->last_accept_warning = now;
+      }
+      l->retry.expires_after(std::chrono::milliseconds(100));
+      l->retry.async_wait([shared, l](beast::error_code wait_ec) {
+        if (!wait_ec && l->acceptor.is_open()) Accept(shared, l);
+      });
+      return;
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), shared)->Start();
+      std::make_shared<Session>(std::move(socket), shared, l->handler)->Start();
     }
-    Accept(shared);
+    Accept(shared, l);
   });
 }
 
@@ -209,26 +240,29 @@ void Accept(HttpServer::Shared* shared) {
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Create(const Options& options, HttpHandler* handler) {
   std::unique_ptr<HttpServer> server(new HttpServer());
-  auto shared = std::make_unique<Shared>();
-  shared->options = options;
-  shared->handler = handler;
-  shared->draining = &server->draining_;
+  server->shared_ = std::make_unique<Shared>();
+  server->shared_->options = options;
+  server->shared_->draining = &server->draining_;
+  ASSIGN_OR_RETURN(server->port_, server->AddListener(options.port, handler));
+  return server;
+}
+
+Result<uint16_t> HttpServer::AddListener(uint16_t port, HttpHandler* handler) {
+  const std::string& host = shared_->options.host;
   beast::error_code ec;
-  auto address = net::ip::make_address(options.host, ec);
-  if (ec) return InvalidArgument("--host: '" + options.host + "' is not an IP address");
-  tcp::endpoint endpoint(address, options.port);
-  auto& acc = shared->acceptor;
+  auto address = net::ip::make_address(host, ec);
+  if (ec) return InvalidArgument("--host: '" + host + "' is not an IP address");
+  tcp::endpoint endpoint(address, port);
+  auto l = std::make_unique<Shared::Listener>(shared_->ioc, handler);
+  auto& acc = l->acceptor;
   acc.open(endpoint.protocol(), ec);
   if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) acc.bind(endpoint, ec);
   if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return FailedPrecondition("cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
-                              ec.message());
-  }
-  server->port_ = acc.local_endpoint().port();
-  server->shared_ = std::move(shared);
-  return server;
+  if (ec) return FailedPrecondition("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+  uint16_t bound = acc.local_endpoint().port();
+  shared_->listeners.push_back(std::move(l));
+  return bound;
 }
 
 HttpServer::~HttpServer() = default;
@@ -236,7 +270,7 @@ HttpServer::~HttpServer() = default;
 bool HttpServer::Run() {
   Shared* shared = shared_.get();
   net::io_context& ioc = shared->ioc;
-  Accept(shared);
+  for (auto& l : shared->listeners) Accept(shared, l.get());
 
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   net::steady_timer drain_timer(ioc);
@@ -259,7 +293,10 @@ bool HttpServer::Run() {
     draining_ = true;
     if (shared->options.on_shutdown) shared->options.on_shutdown();
     beast::error_code ignored;
-    shared->acceptor.close(ignored);
+    for (auto& l : shared->listeners) {
+      l->acceptor.close(ignored);
+      l->retry.cancel();
+    }
     *deadline = std::chrono::steady_clock::now() + std::chrono::seconds(shared->options.shutdown_grace_secs);
     poll_drain();
   });

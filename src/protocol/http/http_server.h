@@ -44,6 +44,10 @@ class HttpServer {
 
   // Binds and listens. Error if the address is invalid or the port is taken.
   static Result<std::unique_ptr<HttpServer>> Create(const Options& options, HttpHandler* handler);
+
+  // Listens on another port of the same host with its own handler (e.g.
+  // metrics); call before Run(). Returns the bound port (useful with 0).
+  Result<uint16_t> AddListener(uint16_t port, HttpHandler* handler);
   ~HttpServer();
 
   // Serves until a signal, then stops accepting, waits for in-flight

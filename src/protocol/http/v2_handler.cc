@@ -3,6 +3,7 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <charconv>
 #include <vector>
 
@@ -212,8 +213,15 @@ HttpResponse V2Handler::RepositoryIndex(const HttpRequest& req) const {
 }
 
 void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version, Responder respond) {
+  auto received = std::chrono::steady_clock::now();
   auto mv = repository_->Get(model, version);
   if (!mv.ok()) return respond(ErrorResponse(mv.status()));
+  std::shared_ptr<ModelVersion> version_ptr = *mv;
+  ModelMetrics* metrics = version_ptr->metrics.get();
+  auto fail = [&](const Status& s) {
+    metrics->request_failure.fetch_add(1, std::memory_order_relaxed);
+    respond(ErrorResponse(s));
+  };
 
   std::optional<uint64_t> json_length;
   if (auto it = req.find("Inference-Header-Content-Length"); it != req.end()) {
@@ -221,36 +229,41 @@ void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version
     uint64_t n = 0;
     auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (v.empty() || ec != std::errc() || ptr != v.data() + v.size()) {
-      return respond(ErrorResponse(
-          InvalidArgument("Inference-Header-Content-Length: expected a byte count, got '" + std::string(v) + "'")));
+      return fail(InvalidArgument("Inference-Header-Content-Length: expected a byte count, got '" + std::string(v) + "'"));
     }
     json_length = n;
   }
   auto decoded = DecodeInferRequest(req.body(), json_length);
-  if (!decoded.ok()) return respond(ErrorResponse(decoded.status()));
+  if (!decoded.ok()) return fail(decoded.status());
   auto request = std::make_unique<InferRequest>(std::move(decoded).value());
-  const std::shared_ptr<ModelVersion>& version_ptr = *mv;
   Status valid = ValidateRequest(*version_ptr->config, request.get());
-  if (!valid.ok()) return respond(ErrorResponse(valid));
+  if (!valid.ok()) return fail(valid);
+  int64_t timeout_us = request->timeout_us > 0 ? request->timeout_us : options_.default_timeout_us;
+  if (timeout_us > 0) request->deadline = received + std::chrono::microseconds(timeout_us);
 
-  version_ptr->scheduler->Enqueue(std::move(request),
-                                  [respond = std::move(respond), keep = version_ptr](Result<InferResponse> result) {
-                                    if (!result.ok()) {
-                                      if (result.status().code() == StatusCode::kInternal)
-                                        spdlog::warn("{}", result.status().message());
-                                      return respond(ErrorResponse(result.status()));
-                                    }
-                                    EncodedResponse enc = EncodeInferResponse(*result);
-                                    HttpResponse res{http::status::ok, 11};
-                                    if (enc.json_length) {
-                                      res.set(http::field::content_type, "application/octet-stream");
-                                      res.set("Inference-Header-Content-Length", std::to_string(*enc.json_length));
-                                    } else {
-                                      res.set(http::field::content_type, "application/json");
-                                    }
-                                    res.body() = std::move(enc.body);
-                                    respond(std::move(res));
-                                  });
+  version_ptr->scheduler->Enqueue(
+      std::move(request), [respond = std::move(respond), keep = version_ptr, received](Result<InferResponse> result) {
+        ModelMetrics& m = *keep->metrics;
+        auto elapsed = std::chrono::steady_clock::now() - received;
+        m.request_duration_us.Observe(
+            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
+        if (!result.ok()) {
+          m.request_failure.fetch_add(1, std::memory_order_relaxed);
+          if (result.status().code() == StatusCode::kInternal) spdlog::warn("{}", result.status().message());
+          return respond(ErrorResponse(result.status()));
+        }
+        m.request_success.fetch_add(1, std::memory_order_relaxed);
+        EncodedResponse enc = EncodeInferResponse(*result);
+        HttpResponse res{http::status::ok, 11};
+        if (enc.json_length) {
+          res.set(http::field::content_type, "application/octet-stream");
+          res.set("Inference-Header-Content-Length", std::to_string(*enc.json_length));
+        } else {
+          res.set(http::field::content_type, "application/json");
+        }
+        res.body() = std::move(enc.body);
+        respond(std::move(res));
+      });
 }
 
 }  // namespace berth

@@ -11,9 +11,13 @@ namespace berth {
 
 class V2Handler final : public HttpHandler {
  public:
+  struct Options {
+    int64_t default_timeout_us = 0;  // queue timeout for requests that set none; 0 = none
+  };
+
   // `repository` and `draining` outlive the handler.
-  V2Handler(ModelRepository* repository, const std::atomic<bool>* draining)
-      : repository_(repository), draining_(draining) {}
+  V2Handler(ModelRepository* repository, const std::atomic<bool>* draining, Options options)
+      : repository_(repository), draining_(draining), options_(options) {}
 
   void Handle(HttpRequest&& request, Responder respond) override;
 
@@ -27,6 +31,7 @@ class V2Handler final : public HttpHandler {
 
   ModelRepository* repository_;
   const std::atomic<bool>* draining_;
+  Options options_;
 };
 
 }  // namespace berth

@@ -1,0 +1,551 @@
+// The XGBoost backend: the XGBoost C API loads model.json or model.ubj and
+// predicts in place from the dense [N, F] input. Every non-zero XGBoost return
+// becomes a Status carrying XGBGetLastError(); nothing throws across this edge.
+//
+// model.yaml must declare max_batch_size > 0, one FP32 or FP64 input of shape
+// [F] (F = the booster's num_feature) and one FP32 output of shape [W], where W
+// is what one row predicts: 1 for binary:logistic and regression, num_class for
+// multi:softprob. NaN inputs are missing values.
+#include <xgboost/c_api.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "berth/backend_api.h"
+
+namespace berth {
+namespace {
+
+// XGBoost messages start with a "[hh:mm:ss] " stamp, may carry a stack trace,
+// and quote bytes of a corrupt file verbatim; our reasons end up in JSON
+// responses and logs, so keep one readable ASCII line.
+std::string LastXgboostError() {
+  std::string raw = XGBGetLastError();
+  if (raw.size() > 11 && raw[0] == '[' && raw[9] == ']' && raw[10] == ' ') raw.erase(0, 11);
+  if (size_t trace = raw.find("Stack trace:"); trace != std::string::npos) raw.resize(trace);
+  std::string out;
+  out.reserve(raw.size());
+  for (unsigned char c : raw) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+    } else if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('?');
+    }
+  }
+  while (!out.empty() && (out.back() == ' ' || out.back() == ':')) out.pop_back();
+  constexpr size_t kMaxLength = 400;
+  if (out.size() > kMaxLength) out = out.substr(0, kMaxLength) + "...";
+  return out.empty() ? "unknown XGBoost error" : out;
+}
+
+Status XgbError(int rc, const std::string& what) {
+  if (rc == 0) return Status::Ok();
+  return Internal("XGBoost: " + what + ": " + LastXgboostError());
+}
+
+// Owns a BoosterHandle.
+class Booster {
+ public:
+  Booster() = default;
+  Booster(const Booster&) = delete;
+  Booster& operator=(const Booster&) = delete;
+  ~Booster() {
+    if (handle_ != nullptr) XGBoosterFree(handle_);
+  }
+  BoosterHandle get() const { return handle_; }
+  BoosterHandle* out() { return &handle_; }
+
+ private:
+  BoosterHandle handle_ = nullptr;
+};
+
+// The value of `"field":"..."` inside the JSON object under `"object":` in
+// XGBoost's own compact config (XGBoosterSaveJsonConfig). The objects we read
+// (learner_model_param, learner_train_param) hold only string values, so a
+// scan bounded by the object's braces is exact without a JSON library, which
+// the backend plugins do not link.
+std::string ConfigField(const std::string& json, const std::string& object, const std::string& field) {
+  size_t begin = json.find("\"" + object + "\":{");
+  if (begin == std::string::npos) return "";
+  begin = json.find('{', begin);
+  int depth = 0;
+  bool in_string = false;
+  size_t end = begin;
+  for (; end < json.size(); ++end) {
+    char c = json[end];
+    if (in_string) {
+      if (c == '\\') {
+        ++end;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{') {
+      ++depth;
+    } else if (c == '}' && --depth == 0) {
+      break;
+    }
+  }
+  const std::string key = "\"" + field + "\":\"";
+  size_t at = json.find(key, begin);
+  if (at == std::string::npos || at >= end) return "";
+  at += key.size();
+  size_t close = json.find('"', at);
+  if (close == std::string::npos || close > end) return "";
+  return json.substr(at, close - at);
+}
+
+// Reads the integers of the array after `key` (e.g. "\"left_children\":[") in
+// json[from, limit). False if the key is absent there or the array is not
+// a plain list of integers.
+bool ReadIntArray(const std::string& json, const std::string& key, size_t from, size_t limit,
+                  std::vector<int64_t>* out) {
+  out->clear();
+  size_t at = json.find(key, from);
+  if (at == std::string::npos || at >= limit) return false;
+  at += key.size();
+  if (at < json.size() && json[at] == ']') return true;
+  while (at < limit) {
+    char* end = nullptr;
+    const long long value = std::strtoll(json.c_str() + at, &end, 10);
+    if (end == json.c_str() + at) return false;
+    out->push_back(value);
+    at = static_cast<size_t>(end - json.c_str());
+    if (at >= limit) return false;
+    if (json[at] == ']') return true;
+    if (json[at] != ',') return false;
+    ++at;
+  }
+  return false;
+}
+
+// XGBoost 1.7 checks the sizes of a tree's arrays when it loads a model but
+// not the values: a child index outside the tree, a loop, a split on a
+// feature past num_feature or a tree_info group past the outputs is read
+// unchecked at prediction time and crashes the process (or answers garbage).
+// One flipped digit in a model file is enough, so check them here, on the
+// model as XGBoost itself re-serializes it (the same for .json and .ubj).
+Status CheckTrees(BoosterHandle booster, int64_t num_feature, int64_t groups) {
+  bst_ulong len = 0;
+  const char* raw = nullptr;
+  RETURN_IF_ERROR(
+      XgbError(XGBoosterSaveModelToBuffer(booster, "{\"format\":\"json\"}", &len, &raw), "reading the trees"));
+  const std::string json(raw, len);
+  const std::string left_key = "\"left_children\":[";
+  std::vector<int64_t> left, right, split, parents_seen;
+  int64_t tree = 0;
+  // Each tree object holds its keys sorted: left_children, ..., right_children,
+  // ..., split_indices, before the next tree's left_children.
+  for (size_t at = json.find(left_key); at != std::string::npos; ++tree) {
+    const size_t next = json.find(left_key, at + 1);
+    const size_t limit = next == std::string::npos ? json.size() : next;
+    const std::string where = "tree " + std::to_string(tree);
+    if (!ReadIntArray(json, left_key, at, limit, &left) ||
+        !ReadIntArray(json, "\"right_children\":[", at, limit, &right) ||
+        !ReadIntArray(json, "\"split_indices\":[", at, limit, &split)) {
+      return InvalidArgument(where + ": unreadable children or split indices");
+    }
+    const int64_t n = static_cast<int64_t>(left.size());
+    if (n == 0 || static_cast<int64_t>(right.size()) != n || static_cast<int64_t>(split.size()) != n) {
+      return InvalidArgument(where + ": node arrays of different sizes");
+    }
+    // With every node the child of at most one node and the root of none,
+    // no loop is reachable from the root.
+    parents_seen.assign(static_cast<size_t>(n), 0);
+    for (int64_t i = 0; i < n; ++i) {
+      if (left[i] == -1) continue;  // a leaf: XGBoost reads nothing else of it
+      const std::string node = where + " node " + std::to_string(i);
+      for (int64_t child : {left[i], right[i]}) {
+        if (child <= 0 || child >= n) {
+          return InvalidArgument(node + ": child " + std::to_string(child) + " is not a node of the tree (" +
+                                 std::to_string(n) + " nodes)");
+        }
+        if (++parents_seen[static_cast<size_t>(child)] > 1) {
+          return InvalidArgument(node + ": child " + std::to_string(child) + " has more than one parent");
+        }
+      }
+      if (split[i] < 0 || split[i] >= num_feature) {
+        return InvalidArgument(node + ": splits on feature " + std::to_string(split[i]) + " but the model has " +
+                               std::to_string(num_feature) + " features");
+      }
+    }
+    at = next;
+  }
+  std::vector<int64_t> tree_info;
+  if (ReadIntArray(json, "\"tree_info\":[", 0, json.size(), &tree_info)) {
+    for (size_t i = 0; i < tree_info.size(); ++i) {
+      if (tree_info[i] < 0 || tree_info[i] >= groups) {
+        return InvalidArgument("tree_info[" + std::to_string(i) + "]: output group " + std::to_string(tree_info[i]) +
+                               " but the model has " + std::to_string(groups));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// XGBoost 1.7's readers trust the file: its UBJ reader reads past the end
+// of a truncated file and allocates whatever a length field claims (a
+// truncated model.ubj hangs or crashes the process), and both readers recurse
+// once per nesting level. ModelFileCheck walks the file first, along the
+// grammar XGBoost's readers accept, so such files fail to load instead.
+constexpr int kMaxNesting = 64;  // real models nest about 6 levels
+
+class ModelFileCheck {
+ public:
+  explicit ModelFileCheck(const std::string& bytes) : s_(bytes) {}
+
+  // Status of a UBJ document (model.ubj).
+  Status Ubj() {
+    if (!UbjValue(0)) return InvalidArgument("not valid UBJSON: " + error_ + " at byte " + std::to_string(pos_));
+    return Status::Ok();
+  }
+
+  // Status of a JSON text (model.json): brackets nest at most kMaxNesting
+  // deep; XGBoost's own parser reports every other error.
+  Status JsonNesting() const {
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < s_.size(); ++i) {
+      const char c = s_[i];
+      if (in_string) {
+        if (c == '\\') {
+          ++i;
+        } else if (c == '"') {
+          in_string = false;
+        }
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '{' || c == '[') {
+        if (++depth > kMaxNesting) {
+          return InvalidArgument("nested deeper than " + std::to_string(kMaxNesting) + " levels at byte " +
+                                 std::to_string(i));
+        }
+      } else if (c == '}' || c == ']') {
+        --depth;
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  bool Fail(const char* what) {
+    error_ = what;
+    return false;
+  }
+  size_t Left() const { return s_.size() - pos_; }
+  bool Skip(uint64_t n) {
+    if (n > Left()) return Fail("truncated");
+    pos_ += n;
+    return true;
+  }
+  bool Next(char* c) {
+    if (Left() == 0) return Fail("truncated");
+    *c = s_[pos_++];
+    return true;
+  }
+  bool Expect(char want) {
+    char c = 0;
+    if (!Next(&c)) return false;
+    return c == want || Fail("unexpected marker");
+  }
+  // UBJ lengths: 'L' then a big-endian int64 that must fit in what is left.
+  bool Length(uint64_t* n) {
+    if (!Expect('L')) return false;
+    if (Left() < 8) return Fail("truncated length");
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s_[pos_++]);
+    if (v > Left()) return Fail("length past the end of the file");
+    *n = v;
+    return true;
+  }
+  bool UbjValue(int depth) {
+    if (depth > kMaxNesting) return Fail("nested too deep");
+    char c = 0;
+    if (!Next(&c)) return false;
+    uint64_t n = 0;
+    switch (c) {
+      case 'Z':
+      case 'T':
+      case 'F': return true;
+      case 'i':
+      case 'U':
+      case 'C': return Skip(1);
+      case 'I': return Skip(2);
+      case 'l':
+      case 'd': return Skip(4);
+      case 'L': return Skip(8);
+      case 'S': return Length(&n) && Skip(n);
+      case '{':
+        while (Left() > 0 && s_[pos_] != '}') {
+          if (!Length(&n) || !Skip(n) || !UbjValue(depth + 1)) return false;
+        }
+        return Expect('}');
+      case '[':
+        if (Left() > 0 && s_[pos_] == '$') {  // typed array: '$' type '#' 'L' count, then raw elements
+          char type = 0;
+          if (!Skip(1) || !Next(&type) || !Expect('#') || !Length(&n)) return false;
+          const uint64_t size = type == 'U' || type == 'i' ? 1 : type == 'l' || type == 'd' ? 4 : type == 'L' ? 8 : 0;
+          if (size == 0) return Fail("unsupported typed array");
+          return n <= Left() / size ? Skip(n * size) : Fail("length past the end of the file");
+        }
+        if (Left() > 0 && s_[pos_] == '#') {  // counted array: every element takes at least a byte
+          if (!Skip(1) || !Length(&n)) return false;
+          for (uint64_t i = 0; i < n; ++i) {
+            if (!UbjValue(depth + 1)) return false;
+          }
+          return true;
+        }
+        while (Left() > 0 && s_[pos_] != ']') {
+          if (!UbjValue(depth + 1)) return false;
+        }
+        return Expect(']');
+      default: return Fail("unknown marker");
+    }
+  }
+
+  const std::string& s_;
+  size_t pos_ = 0;
+  std::string error_;
+};
+
+Status CheckModelFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) return InvalidArgument("cannot be read");
+  ModelFileCheck check(bytes);
+  const bool ubj = path.size() >= 4 && path.compare(path.size() - 4, 4, ".ubj") == 0;
+  return ubj ? check.Ubj() : check.JsonNesting();
+}
+
+// What the loaded booster is, as far as model.yaml must agree with it.
+struct BoosterFacts {
+  std::string objective;     // e.g. "binary:logistic"; "" if the config does not say
+  std::string num_class;     // as the config spells it
+  int64_t num_feature = 0;   // columns one row must have
+  int64_t output_width = 0;  // floats one row predicts
+};
+
+// The __array_interface__ (version 3) that XGBoosterPredictFromDense reads:
+// a borrowed pointer to packed row-major data. "<f8" lets XGBoost read FP64
+// directly rather than us copying it to FP32 (it converts internally anyway).
+std::string DenseArrayInterface(const void* data, int64_t rows, int64_t cols, bool fp64) {
+  return "{\"data\":[" + std::to_string(reinterpret_cast<uintptr_t>(data)) + ",true],\"shape\":[" +
+         std::to_string(rows) + "," + std::to_string(cols) + "],\"strides\":null,\"typestr\":\"" +
+         (fp64 ? "<f8" : "<f4") + "\",\"version\":3}";
+}
+
+// Normal prediction over every tree; NaN marks a missing value. XGBoost's JSON
+// reader accepts the NaN literal (the Python package sends the same config).
+constexpr const char* kPredictConfig =
+    "{\"type\":0,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,"
+    "\"strict_shape\":false,\"missing\":NaN,\"cache_id\":0}";
+
+// Predicts `rows` rows; on success *result points into the booster's own
+// buffer (valid until its next call) and *count is the number of floats.
+Status PredictDense(BoosterHandle booster, const void* data, int64_t rows, int64_t cols, bool fp64,
+                    const float** result, uint64_t* count) {
+  const std::string array = DenseArrayInterface(data, rows, cols, fp64);
+  const bst_ulong* shape = nullptr;
+  bst_ulong dim = 0;
+  RETURN_IF_ERROR(
+      XgbError(XGBoosterPredictFromDense(booster, array.c_str(), kPredictConfig, nullptr, &shape, &dim, result),
+               "prediction failed"));
+  uint64_t n = 1;
+  for (bst_ulong i = 0; i < dim; ++i) n *= shape[i];
+  *count = n;
+  return Status::Ok();
+}
+
+Result<BoosterFacts> InspectBooster(BoosterHandle booster) {
+  BoosterFacts facts;
+  bst_ulong num_feature = 0;
+  RETURN_IF_ERROR(XgbError(XGBoosterGetNumFeature(booster, &num_feature), "reading num_feature"));
+  facts.num_feature = static_cast<int64_t>(num_feature);
+
+  bst_ulong len = 0;
+  const char* config = nullptr;
+  RETURN_IF_ERROR(XgbError(XGBoosterSaveJsonConfig(booster, &len, &config), "reading the model's config"));
+  const std::string json(config, len);
+  facts.objective = ConfigField(json, "learner_train_param", "objective");
+  facts.num_class = ConfigField(json, "learner_model_param", "num_class");
+  // Trees add up per output group: num_class of them for multi-class models,
+  // num_target for multi-output regression, else one.
+  int64_t groups = 1;
+  for (const char* key : {"num_class", "num_target"}) {
+    const std::string value = ConfigField(json, "learner_model_param", key);
+    groups = std::max<int64_t>(groups, std::strtoll(value.c_str(), nullptr, 10));
+  }
+
+  // What one row predicts depends on the objective (and num_class, num_target);
+  // predicting one all-missing row asks the booster itself rather than
+  // re-deriving XGBoost's rules here.
+  if (facts.num_feature <= 0) return InvalidArgument("the model has no features (num_feature 0)");
+  RETURN_IF_ERROR(CheckTrees(booster, facts.num_feature, groups));
+  std::vector<float> row(static_cast<size_t>(facts.num_feature), std::numeric_limits<float>::quiet_NaN());
+  const float* result = nullptr;
+  uint64_t count = 0;
+  RETURN_IF_ERROR(PredictDense(booster, row.data(), 1, facts.num_feature, false, &result, &count));
+  if (count == 0) return InvalidArgument("the model predicts nothing for a row");
+  facts.output_width = static_cast<int64_t>(count);
+  return facts;
+}
+
+// "the model has objective multi:softprob, num_class 3, num_feature 5"
+std::string Describe(const BoosterFacts& f) {
+  std::string s = "the model has objective " + (f.objective.empty() ? std::string("unknown") : f.objective);
+  if (!f.num_class.empty() && f.num_class != "0") s += ", num_class " + f.num_class;
+  return s + ", num_feature " + std::to_string(f.num_feature);
+}
+
+// Checks model.yaml against what the booster is. `yaml` names the file.
+Status CheckConfig(const ModelConfig& c, const BoosterFacts& f, const std::string& yaml) {
+  if (c.inputs.size() != 1) {
+    return InvalidArgument(yaml + ": inputs: the xgboost backend takes exactly one input (the feature vector); got " +
+                           std::to_string(c.inputs.size()));
+  }
+  const TensorSpec& in = c.inputs[0];
+  if (in.dtype != DataType::kFp32 && in.dtype != DataType::kFp64) {
+    return InvalidArgument(yaml + ": inputs[0].datatype: expected FP32 or FP64; got " +
+                           std::string(DataTypeName(in.dtype)));
+  }
+  const std::string features = "[" + std::to_string(f.num_feature) + "]";
+  if (in.shape.size() != 1 || in.shape[0] != f.num_feature) {
+    return InvalidArgument(yaml + ": inputs[0].shape: expected " + features + ", the model's feature count (" +
+                           Describe(f) + "); got " + ShapeToString(in.shape));
+  }
+  if (c.outputs.size() != 1) {
+    return InvalidArgument(yaml + ": outputs: the xgboost backend produces exactly one output; got " +
+                           std::to_string(c.outputs.size()));
+  }
+  const TensorSpec& out = c.outputs[0];
+  if (out.dtype != DataType::kFp32) {
+    return InvalidArgument(yaml + ": outputs[0].datatype: expected FP32 (XGBoost predicts floats); got " +
+                           std::string(DataTypeName(out.dtype)));
+  }
+  if (out.shape.size() != 1 || (out.shape[0] != f.output_width && out.shape[0] != -1)) {
+    return InvalidArgument(yaml + ": outputs[0].shape: expected [" + std::to_string(f.output_width) +
+                           "], the values the model predicts per row (" + Describe(f) + "); got " +
+                           ShapeToString(out.shape));
+  }
+  return Status::Ok();
+}
+
+class XgboostInstance final : public ModelInstance {
+ public:
+  XgboostInstance(std::unique_ptr<Booster> booster, const ModelConfig* config, int64_t num_feature,
+                  int64_t output_width)
+      : booster_(std::move(booster)), config_(config), num_feature_(num_feature), output_width_(output_width) {}
+
+  Status Execute(std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) override {
+    try {
+      return Run(inputs, outputs);
+    } catch (const std::exception& e) {
+      return Internal(std::string("xgboost backend: ") + e.what());
+    }
+  }
+
+ private:
+  Status Run(std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) {
+    if (inputs.size() != 1) return Internal("xgboost backend: expected one input tensor");
+    const Tensor& in = inputs[0];
+    const bool fp64 = in.dtype == DataType::kFp64;
+    if (in.shape.size() != 2 || in.shape[1] != num_feature_ ||
+        in.data.size() != static_cast<size_t>(in.shape[0] * in.shape[1]) * (fp64 ? 8 : 4)) {
+      return Internal("xgboost backend: input '" + in.name + "' has shape " + ShapeToString(in.shape) +
+                      "; expected [N," + std::to_string(num_feature_) + "]");
+    }
+    const int64_t rows = in.shape[0];
+    outputs->resize(1);
+    Tensor& out = (*outputs)[0];
+    out.name = config_->outputs[0].name;
+    out.dtype = DataType::kFp32;
+    out.shape = {rows, output_width_};
+    out.data.assign(static_cast<size_t>(rows * output_width_) * sizeof(float), 0);
+    if (rows == 0) return Status::Ok();
+
+    const float* result = nullptr;
+    uint64_t count = 0;
+    RETURN_IF_ERROR(PredictDense(booster_->get(), in.data.data(), rows, num_feature_, fp64, &result, &count));
+    if (count != static_cast<uint64_t>(rows * output_width_)) {
+      return Internal("xgboost backend: the model predicted " + std::to_string(count) + " values for " +
+                      std::to_string(rows) + " rows; expected " + std::to_string(output_width_) + " per row");
+    }
+    // The result buffer belongs to the booster and is reused by its next call.
+    std::memcpy(out.data.data(), result, out.data.size());
+    return Status::Ok();
+  }
+
+  std::unique_ptr<Booster> booster_;
+  const ModelConfig* config_;
+  int64_t num_feature_;
+  int64_t output_width_;
+};
+
+class XgboostBackend final : public Backend {
+ public:
+  Result<std::unique_ptr<ModelInstance>> CreateInstance(const InstanceContext& ctx) override {
+    try {
+      return Create(ctx);
+    } catch (const std::exception& e) {
+      return Internal(std::string("xgboost backend: ") + e.what());
+    }
+  }
+
+ private:
+  static Result<std::unique_ptr<ModelInstance>> Create(const InstanceContext& ctx) {
+    const ModelConfig& c = *ctx.config;
+    // version_dir is DIR/<model>/<version>; model.yaml sits one level up.
+    const size_t slash = ctx.version_dir.find_last_of('/');
+    const std::string yaml =
+        (slash == std::string::npos ? std::string(".") : ctx.version_dir.substr(0, slash)) + "/model.yaml";
+    if (!c.batched()) {
+      return InvalidArgument(yaml +
+                             ": max_batch_size: the xgboost backend needs max_batch_size > 0 (inputs arrive as "
+                             "[N, features]); got 0");
+    }
+    if (!c.parameters.empty()) {
+      return InvalidArgument(yaml + ": parameters." + c.parameters.begin()->first +
+                             ": the xgboost backend takes no parameters");
+    }
+    if (ctx.model_file.empty()) return InvalidArgument(ctx.version_dir + ": no model.json or model.ubj");
+
+    auto booster = std::make_unique<Booster>();
+    if (int rc = XGBoosterCreate(nullptr, 0, booster->out()); rc != 0) {
+      return XgbError(rc, "creating a booster");
+    }
+    if (Status file = CheckModelFile(ctx.model_file); !file.ok()) {
+      return InvalidArgument(ctx.model_file + ": not a loadable XGBoost model: " + file.message());
+    }
+    if (XGBoosterLoadModel(booster->get(), ctx.model_file.c_str()) != 0) {
+      return InvalidArgument(ctx.model_file + ": not a loadable XGBoost model: " + LastXgboostError());
+    }
+    // Each instance predicts on its own executor thread; `threads` sizes the
+    // booster's OpenMP pool instead of XGBoost's default of every core. Set
+    // after loading so that nothing the file carries overrides it.
+    const std::string threads = std::to_string(c.threads);
+    if (int rc = XGBoosterSetParam(booster->get(), "nthread", threads.c_str()); rc != 0) {
+      return XgbError(rc, "setting nthread");
+    }
+    Result<BoosterFacts> facts = InspectBooster(booster->get());
+    if (!facts.ok()) {
+      return InvalidArgument(ctx.model_file + ": not a valid XGBoost model: " + facts.status().message());
+    }
+    RETURN_IF_ERROR(CheckConfig(c, *facts, yaml));
+    return std::unique_ptr<ModelInstance>(
+        new XgboostInstance(std::move(booster), ctx.config, facts->num_feature, facts->output_width));
+  }
+};
+
+}  // namespace
+}  // namespace berth
+
+BERTH_DEFINE_BACKEND("xgboost", "model.json,model.ubj", berth::XgboostBackend)

@@ -1,0 +1,24 @@
+#include "metrics/model_metrics.h"
+
+#include <algorithm>
+
+namespace berth {
+
+Histogram::Histogram(std::vector<uint64_t> bounds)
+    : bounds_(std::move(bounds)), counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+  for (size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
+}
+
+void Histogram::Observe(uint64_t value) {
+  size_t i = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(value, std::memory_order_relaxed);
+}
+
+ModelMetrics::ModelMetrics()
+    : request_duration_us({100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+                           2500000, 5000000, 10000000}),
+      batch_size({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}) {}
+
+}  // namespace berth

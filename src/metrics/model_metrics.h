@@ -1,0 +1,47 @@
+// Counters and histograms for one model version, updated lock-free on the
+// request path and read by the Prometheus exposition.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace berth {
+
+// A fixed-bucket histogram of non-negative integer observations.
+class Histogram {
+ public:
+  // `bounds`: ascending upper bounds (inclusive), in the unit of Observe().
+  explicit Histogram(std::vector<uint64_t> bounds);
+
+  void Observe(uint64_t value);
+
+  const std::vector<uint64_t>& bounds() const { return bounds_; }
+  // Non-cumulative count of bucket i; bucket bounds().size() is +Inf.
+  uint64_t bucket(size_t i) const { return counts_[i].load(std::memory_order_relaxed); }
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  uint64_t sum() const { return sum_.load(std::memory_order_relaxed); }
+
+ private:
+  std::vector<uint64_t> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> counts_;
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_{0};
+};
+
+struct ModelMetrics {
+  ModelMetrics();
+
+  std::atomic<uint64_t> request_success{0};
+  std::atomic<uint64_t> request_failure{0};
+  std::atomic<uint64_t> inference_count{0};  // rows inferred
+  std::atomic<uint64_t> execution_count{0};  // backend executions (batches)
+  std::atomic<uint64_t> queue_us{0};         // summed over requests
+  std::atomic<uint64_t> compute_us{0};       // summed over requests
+  std::atomic<int64_t> queue_depth{0};       // requests waiting now
+  Histogram request_duration_us;             // from body received to response ready
+  Histogram batch_size;                      // rows per execution
+};
+
+}  // namespace berth
