@@ -237,6 +237,11 @@ log_tail() { if [[ -f $1 ]]; then tail -n 20 "$1" | sed 's/^/    /' >&2; fi; }
 # ---------------------------------------------------------------- 1. berth
 BERTH_CMD=("$BERTH_BIN" serve --model-repository "$MODEL_REPO" --host 127.0.0.1
            --http-port "$P_BERTH" --log-level warn)
+# Newer berth also opens a Prometheus port (default 8002, maybe not on loopback,
+# maybe taken): turn it off where the binary has the option.
+if [[ -x $BERTH_BIN ]] && timeout 10 "$BERTH_BIN" serve --help 2>&1 | grep -q -- '--metrics-port'; then
+  BERTH_CMD+=(--metrics-port 0)
+fi
 # shellcheck disable=SC2206
 [[ -n $BERTH_EXTRA_ARGS ]] && BERTH_CMD+=($BERTH_EXTRA_ARGS)
 if ((SKIP_BERTH)); then

@@ -22,12 +22,13 @@ echo "== end-to-end tests"
 BERTH_BIN=build/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider
 
 echo "== sanitizer build (address,undefined)"
-scripts/build.sh build-asan -DBERTH_SANITIZE=address,undefined -DBERTH_WITH_TORCH=OFF
+scripts/build.sh build-asan -DBERTH_SANITIZE=address,undefined \
+  -DBERTH_WITH_TORCH=OFF -DBERTH_WITH_XGBOOST=OFF -DBERTH_WITH_ONNX=OFF
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "== unit tests (sanitizers)"
 ctest --test-dir build-asan --output-on-failure -j 2
 echo "== protocol end-to-end tests (sanitizers, identity backend)"
-BERTH_BIN=build-asan/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider -m "not torch"
+BERTH_BIN=build-asan/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider -m "not torch and not xgboost and not onnx"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 if [[ -f bench/serve_mlp.sh ]]; then

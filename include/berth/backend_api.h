@@ -54,7 +54,7 @@ class Backend {
 struct BackendPlugin {
   int api_major;
   int api_minor;
-  const char* name;        // must equal the name in model.yaml
+  const char* name;  // must equal the name in model.yaml
   // File expected in each version directory ("" if none); alternatives are
   // comma-separated in order of preference: "model.json,model.ubj".
   const char* model_file;

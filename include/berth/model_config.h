@@ -26,6 +26,14 @@ struct DynamicBatching {
   std::vector<int64_t> preferred_batch_sizes;  // ascending
 };
 
+// Which versions of a model serve (Triton's version_policy).
+struct VersionPolicy {
+  enum class Kind { kLatest, kAll, kSpecific };
+  Kind kind = Kind::kLatest;
+  int64_t latest = 1;             // kLatest: the N highest versions
+  std::vector<int64_t> specific;  // kSpecific: exactly these
+};
+
 struct ModelConfig {
   std::string name;     // the model directory's name
   std::string backend;  // plugin name, e.g. "torchscript"
@@ -34,9 +42,11 @@ struct ModelConfig {
   std::vector<TensorSpec> outputs;
   int instances = 1;
   int threads = 1;
-  std::map<std::string, std::string> parameters;  // backend-specific
+  std::map<std::string, std::string> parameters;    // backend-specific
   std::optional<DynamicBatching> dynamic_batching;  // absent: each request runs alone
   int64_t max_queue_size = 1024;                    // waiting requests; beyond it: 503
+  VersionPolicy version_policy;
+  int64_t warmup_requests = 0;  // synthetic executions before a version reports ready
 
   bool batched() const { return max_batch_size > 0; }
   // The shape clients see: [-1, ...spec] when batched.

@@ -17,15 +17,20 @@ struct ServerOptions {
   std::string model_repository;
   std::string host = "0.0.0.0";
   uint16_t http_port = 8000;
-  uint16_t metrics_port = 8002;  // Prometheus /metrics; 0 = off
-  int http_threads = 0;          // 0 = from the CPU quota (cgroup) and affinity
+  uint16_t metrics_port = 8002;    // Prometheus /metrics; 0 = off
+  int http_threads = 0;            // 0 = from the CPU quota (cgroup) and affinity
   int64_t request_timeout_ms = 0;  // queue timeout for requests without parameters.timeout_us; 0 = none
   uint64_t max_request_bytes = 64ull << 20;
   uint32_t max_header_bytes = 16 << 10;
-  int read_timeout_secs = 30;    // to receive one whole request once it started
-  int idle_timeout_secs = 60;    // between requests on a keep-alive connection
-  int shutdown_grace_secs = 10;  // drain bound after SIGTERM/SIGINT
-  std::string backend_dir;       // "" = next to the binary: ../lib/berth/backends
+  int read_timeout_secs = 30;               // to receive one whole request once it started
+  int idle_timeout_secs = 60;               // between requests on a keep-alive connection
+  int shutdown_grace_secs = 10;             // drain bound after SIGTERM/SIGINT
+  std::string backend_dir;                  // "" = next to the binary: ../lib/berth/backends
+  std::string model_control_mode = "none";  // none | poll | explicit (Triton's flag)
+  int repository_poll_secs = 15;            // poll mode: how often the repository is rescanned
+  std::vector<std::string> load_models;     // explicit mode: models loaded at start
+  std::string admin_token_file;             // enables load/unload with this bearer token
+  std::string auth_token_file;              // requires this bearer token for all but health
 };
 
 // Serves until SIGTERM or SIGINT, then drains. Returns an error only if the

@@ -22,6 +22,8 @@ enum class StatusCode {
   kUnavailable,        // not ready (loading, failed to load, draining)
   kUnimplemented,
   kDeadlineExceeded,
+  kUnauthenticated,   // no or wrong credentials
+  kPermissionDenied,  // the operation is switched off
   kInternal,
 };
 

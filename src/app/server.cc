@@ -1,7 +1,5 @@
 // `berth serve`: the repository, the v2 handler and the HTTP server, wired.
 #include "berth/server.h"
-#include "common/cpu_quota.h"
-#include "metrics/prometheus.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -13,6 +11,9 @@
 #include <set>
 #include <thread>
 
+#include "common/cpu_quota.h"
+#include "metrics/prometheus.h"
+#include "protocol/http/auth.h"
 #include "protocol/http/http_server.h"
 #include "protocol/http/v2_handler.h"
 #include "repository/model_repository.h"
@@ -56,8 +57,23 @@ Status RunServer(const ServerOptions& o) {
   ro.backend_dir = o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir;
   ASSIGN_OR_RETURN(std::unique_ptr<ModelRepository> repository, ModelRepository::Create(ro));
 
+  if (o.model_control_mode != "none" && o.model_control_mode != "poll" && o.model_control_mode != "explicit") {
+    return InvalidArgument("--model-control-mode: expected none, poll or explicit; got '" + o.model_control_mode + "'");
+  }
+  if (!o.load_models.empty() && o.model_control_mode != "explicit") {
+    return InvalidArgument("--load-model needs --model-control-mode explicit");
+  }
+  V2Handler::Options hopts;
+  hopts.default_timeout_us = o.request_timeout_ms * 1000;
+  hopts.explicit_model_control = o.model_control_mode == "explicit";
+  if (!o.admin_token_file.empty()) {
+    ASSIGN_OR_RETURN(hopts.admin_token, ReadTokenFile(o.admin_token_file));
+  }
+  if (!o.auth_token_file.empty()) {
+    ASSIGN_OR_RETURN(hopts.auth_token, ReadTokenFile(o.auth_token_file));
+  }
   std::atomic<bool> draining{false};
-  V2Handler handler(repository.get(), &draining, {o.request_timeout_ms * 1000});
+  V2Handler handler(repository.get(), &draining, hopts);
   MetricsHandler metrics_handler(repository.get());
   CpuBudget cpu = DetectCpuBudget();
   HttpServer::Options ho;
@@ -81,14 +97,21 @@ Status RunServer(const ServerOptions& o) {
   }
 
   // Models load in the background: live answers at once, ready once loading finished.
-  std::thread loader([&repository] {
-    repository->LoadAll();
+  std::thread loader([&repository, &o] {
+    if (o.model_control_mode == "explicit") {
+      for (const auto& name : o.load_models) repository->LoadModel(name);
+    } else {
+      repository->LoadAll();
+    }
+    repository->MarkLoaded();
     size_t ready = 0, total = 0;
     for (const auto& e : repository->Index()) {
       ++total;
       if (e.state == ModelState::kReady) ++ready;
     }
-    spdlog::info("{} of {} models ready; BLAS: {}", ready, total, BlasInUse());
+    spdlog::info("{} of {} model versions ready; model control {}; BLAS: {}", ready, total, o.model_control_mode,
+                 BlasInUse());
+    repository->StartBackground(o.model_control_mode == "poll" ? o.repository_poll_secs : 0);
   });
   bool drained = server->Run();
   if (!drained || !repository->loaded()) {

@@ -10,14 +10,14 @@
 namespace berth {
 
 struct CpuBudget {
-  double cpus = 1;             // usable CPUs (fractional with a quota)
-  std::string source;          // what decided it, for the startup log
+  double cpus = 1;     // usable CPUs (fractional with a quota)
+  std::string source;  // what decided it, for the startup log
 };
 
 CpuBudget DetectCpuBudget();
 
 // Parsers, exposed for tests. nullopt = no limit or unreadable.
-std::optional<double> ParseCgroupV2CpuMax(std::string_view cpu_max);              // "200000 100000" -> 2
+std::optional<double> ParseCgroupV2CpuMax(std::string_view cpu_max);                        // "200000 100000" -> 2
 std::optional<double> ParseCgroupV1Quota(std::string_view quota, std::string_view period);  // "-1" -> none
 
 // Threads for `cpus` CPUs: at least 1, rounded up.

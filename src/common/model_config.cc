@@ -116,7 +116,8 @@ Result<DynamicBatching> ParseDynamicBatching(const YAML::Node& db, const ModelCo
   DynamicBatching out;
   if (db.IsNull()) return out;  // `dynamic_batching:` alone turns it on with defaults
   if (!db.IsMap()) return r.Error("dynamic_batching", "expected a mapping, got " + ConfigReader::Describe(db));
-  RETURN_IF_ERROR(r.OnlyKeys(db, "dynamic_batching", {"max_queue_delay_us", "preferred_batch_sizes", "max_queue_size"}));
+  RETURN_IF_ERROR(
+      r.OnlyKeys(db, "dynamic_batching", {"max_queue_delay_us", "preferred_batch_sizes", "max_queue_size"}));
   if (c.max_batch_size == 0) {
     return r.Error("dynamic_batching", "needs max_batch_size > 0 (a model without a batch dimension cannot batch)");
   }
@@ -126,7 +127,8 @@ Result<DynamicBatching> ParseDynamicBatching(const YAML::Node& db, const ModelCo
   }
   if (const YAML::Node& p = db["preferred_batch_sizes"]; p) {
     if (!p.IsSequence()) {
-      return r.Error("dynamic_batching.preferred_batch_sizes", "expected a list of batch sizes, got " + ConfigReader::Describe(p));
+      return r.Error("dynamic_batching.preferred_batch_sizes",
+                     "expected a list of batch sizes, got " + ConfigReader::Describe(p));
     }
     for (size_t i = 0; i < p.size(); ++i) {
       ASSIGN_OR_RETURN(int64_t v, r.Int(p[i], "dynamic_batching.preferred_batch_sizes[" + std::to_string(i) + "]", 1,
@@ -138,10 +140,37 @@ Result<DynamicBatching> ParseDynamicBatching(const YAML::Node& db, const ModelCo
   return out;
 }
 
+Result<VersionPolicy> ParseVersionPolicy(const YAML::Node& n, const ConfigReader& r) {
+  const std::string expected = "expected 'all', {latest: N} or {specific: [versions]}, got ";
+  VersionPolicy p;
+  if (n.IsScalar() && n.Scalar() == "all") {
+    p.kind = VersionPolicy::Kind::kAll;
+    return p;
+  }
+  if (!n.IsMap() || n.size() != 1) return r.Error("version_policy", expected + ConfigReader::Describe(n));
+  RETURN_IF_ERROR(r.OnlyKeys(n, "version_policy", {"latest", "specific"}));
+  if (n["latest"]) {
+    ASSIGN_OR_RETURN(p.latest, r.Int(n["latest"], "version_policy.latest", 1, 1000));
+    return p;
+  }
+  const YAML::Node& s = n["specific"];
+  if (!s.IsSequence() || s.size() == 0) {
+    return r.Error("version_policy.specific",
+                   "expected a non-empty list of versions, got " + ConfigReader::Describe(s));
+  }
+  p.kind = VersionPolicy::Kind::kSpecific;
+  for (size_t i = 0; i < s.size(); ++i) {
+    ASSIGN_OR_RETURN(int64_t v, r.Int(s[i], "version_policy.specific[" + std::to_string(i) + "]", 1, INT64_MAX / 2));
+    p.specific.push_back(v);
+  }
+  return p;
+}
+
 Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_name, const ConfigReader& r) {
   if (!root.IsMap()) return r.Error("(top level)", "expected a mapping of keys, got " + ConfigReader::Describe(root));
-  RETURN_IF_ERROR(
-      r.OnlyKeys(root, "", {"backend", "max_batch_size", "inputs", "outputs", "instances", "threads", "parameters", "dynamic_batching"}));
+  RETURN_IF_ERROR(r.OnlyKeys(root, "",
+                             {"backend", "max_batch_size", "inputs", "outputs", "instances", "threads", "parameters",
+                              "dynamic_batching", "version_policy", "warmup"}));
   ModelConfig c;
   c.name = model_name;
   if (!root["backend"]) return r.Error("backend", "missing (name the backend plugin, e.g. 'backend: torchscript')");
@@ -173,6 +202,16 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
       if (!kv.second.IsScalar())
         return r.Error("parameters." + k, "expected a scalar value, got " + ConfigReader::Describe(kv.second));
       c.parameters[k] = kv.second.Scalar();
+    }
+  }
+  if (const YAML::Node& vp = root["version_policy"]; vp) {
+    ASSIGN_OR_RETURN(c.version_policy, ParseVersionPolicy(vp, r));
+  }
+  if (const YAML::Node& w = root["warmup"]; w) {
+    if (!w.IsMap()) return r.Error("warmup", "expected a mapping {requests: N}, got " + ConfigReader::Describe(w));
+    RETURN_IF_ERROR(r.OnlyKeys(w, "warmup", {"requests"}));
+    if (w["requests"]) {
+      ASSIGN_OR_RETURN(c.warmup_requests, r.Int(w["requests"], "warmup.requests", 0, 10000));
     }
   }
   if (const YAML::Node& db = root["dynamic_batching"]; db) {

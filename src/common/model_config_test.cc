@@ -96,6 +96,24 @@ TEST(ModelConfigTest, ErrorsNameFileKeyAndExpectation) {
   EXPECT_NE(e.find("backend: expected a plugin name"), std::string::npos) << e;
 }
 
+TEST(ModelConfigTest, VersionPolicyAndWarmup) {
+  std::string base = "backend: identity\noutputs: [{name: y, datatype: FP32, shape: [1]}]\n";
+  auto all = Parse(base + "version_policy: all\nwarmup: {requests: 3}\n");
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_EQ(all->version_policy.kind, VersionPolicy::Kind::kAll);
+  EXPECT_EQ(all->warmup_requests, 3);
+  auto latest = Parse(base + "version_policy: {latest: 2}\n");
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->version_policy.latest, 2);
+  auto specific = Parse(base + "version_policy: {specific: [1, 3]}\n");
+  ASSERT_TRUE(specific.ok());
+  EXPECT_EQ(specific->version_policy.specific, (std::vector<int64_t>{1, 3}));
+  EXPECT_NE(ErrorOf(base + "version_policy: newest\n").find("version_policy: expected 'all'"), std::string::npos);
+  EXPECT_NE(ErrorOf(base + "version_policy: {latest: 0}\n").find("version_policy.latest"), std::string::npos);
+  EXPECT_NE(ErrorOf(base + "version_policy: {specific: []}\n").find("version_policy.specific"), std::string::npos);
+  EXPECT_NE(ErrorOf(base + "warmup: {rounds: 2}\n").find("warmup.rounds: unknown key"), std::string::npos);
+}
+
 TEST(ModelConfigTest, SyntaxErrorsGiveLineAndColumn) {
   std::string e = ErrorOf("backend: identity\ninputs: [\n");
   EXPECT_NE(e.find("models/m/model.yaml: line"), std::string::npos) << e;

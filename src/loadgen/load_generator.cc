@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -281,8 +280,12 @@ Result<std::string> SynthesizeRequest(const ModelMetadata& meta, const LoadGener
   w.BeginArray();
   for (const InputSpec& spec : meta.inputs) {
     ASSIGN_OR_RETURN(std::vector<int64_t> shape, ConcreteShape(spec, meta.batched, opts));
+    // Refused before writing: a random value takes up to about 12 bytes of JSON.
     auto count = ElementCount(shape, kMaxSynthesizedBytes);
-    if (!count.ok()) return count.status().WithContext("input '" + spec.name + "'");
+    if (!count.ok() || static_cast<int64_t>(out.size()) + *count * 12 > kMaxSynthesizedBytes) {
+      return InvalidArgument("input '" + spec.name + "' with shape " + ShapeToString(shape) +
+                             " makes the request body larger than 256 MiB");
+    }
     w.BeginObject();
     w.Key("name");
     w.String(spec.name);
@@ -295,10 +298,6 @@ Result<std::string> SynthesizeRequest(const ModelMetadata& meta, const LoadGener
     w.Key("data");
     WriteRandomData(spec.dtype, *count, rng, w);
     w.EndObject();
-    if (out.size() > static_cast<size_t>(kMaxSynthesizedBytes)) {
-      return InvalidArgument("input '" + spec.name + "' with shape " + ShapeToString(shape) +
-                             " makes the request body larger than 256 MiB");
-    }
   }
   w.EndArray();
   w.EndObject();
@@ -710,9 +709,9 @@ std::string FormatTable(const RunDescription& run, const std::vector<LevelResult
   }
   for (const LevelResult& r : levels) {
     if (r.errors() == 0) continue;
-    out += "errors at " + std::to_string(r.connections) + " connections: connection " +
-           std::to_string(r.connection_errors) + ", timeouts " + std::to_string(r.timeouts) + ", non-2xx " +
-           std::to_string(r.non_2xx) + ", invalid answers " + std::to_string(r.invalid_responses);
+    out += "errors with " + std::to_string(r.connections) + (r.connections == 1 ? " connection" : " connections") +
+           ": connection " + std::to_string(r.connection_errors) + ", timeouts " + std::to_string(r.timeouts) +
+           ", non-2xx " + std::to_string(r.non_2xx) + ", invalid answers " + std::to_string(r.invalid_responses);
     if (!r.status_counts.empty()) out += " (status " + StatusCounts(r) + ")";
     out += "\n";
   }

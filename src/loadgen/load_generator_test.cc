@@ -117,7 +117,7 @@ TEST(FormatResultsTest, CsvHasOneRowPerLevelAndTheDocumentedColumns) {
   std::string json = FormatResults(run, {a, b}, ReportFormat::kJson);
   EXPECT_NE(json.find(R"("status_counts":{"500":3})"), std::string::npos) << json;
   std::string table = FormatResults(run, {a, b}, ReportFormat::kTable);
-  EXPECT_NE(table.find("errors at 2 connections"), std::string::npos) << table;
+  EXPECT_NE(table.find("errors with 2 connections: connection 0, timeouts 0, non-2xx 3"), std::string::npos) << table;
   EXPECT_NE(table.find("500:3"), std::string::npos) << table;
 }
 

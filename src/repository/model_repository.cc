@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
 
 #include "scheduler/instance_pool.h"
 
@@ -40,6 +43,77 @@ std::vector<int64_t> ListVersions(const fs::path& model_dir) {
   return versions;
 }
 
+std::vector<int64_t> SelectVersions(const VersionPolicy& p, const std::vector<int64_t>& on_disk) {
+  switch (p.kind) {
+    case VersionPolicy::Kind::kAll: return on_disk;
+    case VersionPolicy::Kind::kLatest: {
+      size_t n = std::min(on_disk.size(), static_cast<size_t>(p.latest));
+      return std::vector<int64_t>(on_disk.end() - static_cast<std::ptrdiff_t>(n), on_disk.end());
+    }
+    case VersionPolicy::Kind::kSpecific: {
+      std::vector<int64_t> out;
+      for (int64_t v : p.specific) {
+        if (std::binary_search(on_disk.begin(), on_disk.end(), v)) out.push_back(v);
+      }
+      std::sort(out.begin(), out.end());
+      return out;
+    }
+  }
+  return {};
+}
+
+// Names, sizes and modification times of every file under `dir`: changes when the version's files change.
+std::string Fingerprint(const fs::path& dir) {
+  std::vector<std::string> parts;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    auto mtime = fs::last_write_time(it->path(), ec).time_since_epoch().count();
+    parts.push_back(it->path().lexically_relative(dir).string() + ":" + std::to_string(it->file_size(ec)) + ":" +
+                    std::to_string(mtime));
+  }
+  std::sort(parts.begin(), parts.end());
+  std::string out;
+  for (const auto& p : parts) out += p + "\n";
+  return out;
+}
+
+std::optional<std::string> ReadText(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs `n` synthetic requests (zeros, batch 1, -1 dims as 1) before the version serves.
+Status WarmUp(const ModelConfig& c, Scheduler& scheduler, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    auto request = std::make_unique<InferRequest>();
+    for (const TensorSpec& spec : c.inputs) {
+      Tensor t;
+      t.name = spec.name;
+      t.dtype = spec.dtype;
+      t.shape = c.FullShape(spec);
+      for (int64_t& d : t.shape) d = d < 0 ? 1 : d;
+      int64_t count = t.NumElements();
+      if (spec.dtype == DataType::kBytes) {
+        for (int64_t k = 0; k < count; ++k) AppendBytesElement("", &t.data);
+      } else {
+        t.data.assign(static_cast<size_t>(count) * DataTypeSize(spec.dtype), 0);
+      }
+      request->inputs.push_back(std::move(t));
+    }
+    std::promise<Result<InferResponse>> done;
+    auto future = done.get_future();
+    scheduler.Enqueue(std::move(request), [&done](Result<InferResponse> r) { done.set_value(std::move(r)); });
+    Result<InferResponse> r = future.get();
+    if (!r.ok()) return r.status().WithContext("warm-up request " + std::to_string(i + 1));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string_view ModelStateName(ModelState state) {
@@ -49,6 +123,23 @@ std::string_view ModelStateName(ModelState state) {
     case ModelState::kUnavailable: return "UNAVAILABLE";
   }
   return "UNKNOWN";
+}
+
+ModelState ModelEntry::State() const {
+  bool loading = false;
+  for (const auto& [v, slot] : versions) {
+    if (slot.loaded) return ModelState::kReady;
+    loading |= slot.state == ModelState::kLoading;
+  }
+  return loading ? ModelState::kLoading : ModelState::kUnavailable;
+}
+
+std::vector<int64_t> ModelEntry::ReadyVersions() const {
+  std::vector<int64_t> out;
+  for (const auto& [v, slot] : versions) {
+    if (slot.loaded) out.push_back(v);
+  }
+  return out;
 }
 
 bool IsValidModelName(std::string_view name) {
@@ -121,6 +212,8 @@ Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_
   mv->config = shared_config;
   mv->metrics = pool.metrics;
   ASSIGN_OR_RETURN(mv->scheduler, InstancePool::Create(std::move(pool)));
+  RETURN_IF_ERROR(WarmUp(*shared_config, *mv->scheduler, shared_config->warmup_requests)
+                      .WithContext("model '" + name + "' version " + std::to_string(version)));
   return mv;
 }
 
@@ -136,33 +229,121 @@ ModelRepository::ModelRepository(Options options) : options_(std::move(options))
 
 ModelRepository::~ModelRepository() { StopAll(); }
 
-ModelEntry ModelRepository::LoadOne(const std::string& name) {
-  ModelEntry entry;
-  entry.name = name;
-  fs::path dir = fs::path(options_.root) / name;
-  Result<std::shared_ptr<ModelVersion>> mv = NotFound("");
-  if (!StaysInside(options_.root, dir)) {
-    mv = FailedPrecondition(dir.string() + ": resolves outside the model repository; refused");
-  } else {
-    mv = LoadModelVersion(dir.string(), name, -1, &backends_);
-  }
-  if (!mv.ok()) {
-    entry.state = ModelState::kUnavailable;
-    entry.reason = mv.status().message();
-    spdlog::error("model '{}': UNAVAILABLE: {}", name, entry.reason);
-    if (auto config = LoadModelConfig(dir.string() + "/model.yaml", name); config.ok()) {
-      entry.config = std::make_shared<const ModelConfig>(std::move(config).value());
+void ModelRepository::Retire(std::shared_ptr<ModelVersion> version) {
+  if (version) retired_.push_back(std::move(version));
+}
+
+void ModelRepository::ReapRetired() {
+  std::vector<std::shared_ptr<ModelVersion>> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // use_count 1: only this list holds it, so no request is queued or in flight on it.
+    auto idle = [](const std::shared_ptr<ModelVersion>& v) { return v.use_count() == 1; };
+    for (auto& v : retired_) {
+      if (idle(v)) done.push_back(std::move(v));
     }
-    return entry;
+    retired_.erase(std::remove(retired_.begin(), retired_.end(), nullptr), retired_.end());
   }
-  entry.state = ModelState::kReady;
-  entry.config = (*mv)->config;
-  entry.versions.push_back((*mv)->version);
-  entry.loaded[(*mv)->version] = *mv;
-  const ModelConfig& c = *entry.config;
-  spdlog::info("model '{}' version {}: READY (backend {}, max_batch_size {}, instances {}, threads {})", name,
-               (*mv)->version, c.backend, c.max_batch_size, c.instances, c.threads);
-  return entry;
+  for (auto& v : done) {
+    v->scheduler->Stop();
+    spdlog::info("model '{}' version {}: retired", v->name, v->version);
+  }
+}
+
+Status ModelRepository::LoadModel(const std::string& name) {
+  std::lock_guard<std::mutex> load_lock(load_mu_);
+  if (!IsValidModelName(name)) return InvalidArgument("'" + name + "' is not a valid model name");
+  fs::path dir = fs::path(options_.root) / name;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return NotFound("no model directory '" + name + "' in the repository");
+  if (!StaysInside(options_.root, dir)) {
+    return FailedPrecondition(dir.string() + ": resolves outside the model repository; refused");
+  }
+  auto record_model_error = [&](const Status& s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ModelEntry& e = models_[name];
+    e.name = name;
+    e.reason = s.message();
+    for (auto& [v, slot] : e.versions) {
+      if (!slot.loaded) slot.state = ModelState::kUnavailable;
+    }
+    spdlog::error("model '{}': {}{}", name, s.message(),
+                  e.ReadyVersions().empty() ? "" : " (the loaded versions keep serving)");
+    return s;
+  };
+  std::string yaml_path = (dir / "model.yaml").string();
+  std::optional<std::string> yaml = ReadText(yaml_path);
+  if (!yaml) return record_model_error(NotFound(yaml_path + ": cannot be read"));
+  Result<ModelConfig> config = ParseModelConfig(*yaml, name, yaml_path);
+  if (!config.ok()) return record_model_error(config.status());
+  std::vector<int64_t> on_disk = ListVersions(dir);
+  std::vector<int64_t> wanted = SelectVersions(config->version_policy, on_disk);
+  if (wanted.empty()) {
+    return record_model_error(
+        NotFound(dir.string() + (on_disk.empty() ? ": no version directories (expected " + dir.string() + "/1/)"
+                                                 : ": version_policy selects none of the versions on disk")));
+  }
+
+  Status first_error;
+  for (int64_t v : wanted) {
+    std::string fingerprint = *yaml + Fingerprint(dir / std::to_string(v));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ModelEntry& e = models_[name];
+      e.name = name;
+      e.reason.clear();
+      VersionSlot& slot = e.versions[v];
+      if (slot.fingerprint == fingerprint && (slot.loaded || slot.state == ModelState::kUnavailable)) continue;
+      if (!slot.loaded) slot.state = ModelState::kLoading;
+    }
+    Result<std::shared_ptr<ModelVersion>> mv = LoadModelVersion(dir.string(), name, v, &backends_);
+    std::lock_guard<std::mutex> lock(mu_);
+    VersionSlot& slot = models_[name].versions[v];
+    slot.fingerprint = fingerprint;
+    if (mv.ok()) {
+      Retire(std::move(slot.loaded));
+      slot.loaded = *mv;
+      slot.state = ModelState::kReady;
+      slot.reason.clear();
+      const ModelConfig& c = *(*mv)->config;
+      spdlog::info("model '{}' version {}: READY (backend {}, max_batch_size {}, instances {}, threads {}{})", name, v,
+                   c.backend, c.max_batch_size, c.instances, c.threads, c.dynamic_batching ? ", dynamic batching" : "");
+      continue;
+    }
+    if (first_error.ok()) first_error = mv.status();
+    if (slot.loaded) {
+      slot.reason = "reload failed, previous files still serving: " + mv.status().message();
+      spdlog::error("model '{}' version {}: {}", name, v, slot.reason);
+    } else {
+      slot.state = ModelState::kUnavailable;
+      slot.reason = mv.status().message();
+      spdlog::error("model '{}' version {}: UNAVAILABLE: {}", name, v, slot.reason);
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ModelEntry& e = models_[name];
+  for (auto it = e.versions.begin(); it != e.versions.end();) {
+    if (std::binary_search(wanted.begin(), wanted.end(), it->first)) {
+      ++it;
+      continue;
+    }
+    spdlog::info("model '{}' version {}: no longer selected; retiring after in-flight requests", name, it->first);
+    Retire(std::move(it->second.loaded));
+    it = e.versions.erase(it);
+  }
+  return first_error;
+}
+
+Status ModelRepository::UnloadModel(const std::string& name) {
+  std::lock_guard<std::mutex> load_lock(load_mu_);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return NotFound("unknown model '" + name + "'");
+  for (auto& [v, slot] : it->second.versions) Retire(std::move(slot.loaded));
+  it->second.versions.clear();
+  it->second.reason = "unloaded";
+  spdlog::info("model '{}': unloaded; retiring after in-flight requests", name);
+  return Status::Ok();
 }
 
 void ModelRepository::LoadAll() {
@@ -170,9 +351,9 @@ void ModelRepository::LoadAll() {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(options_.root, ec)) {
     std::string name = e.path().filename().string();
-    if (!e.is_directory(ec)) continue;
-    if (!IsValidModelName(name) || name[0] == '.') {
-      if (name[0] != '.') spdlog::warn("skipping '{}': model names are [A-Za-z0-9_.-]+", name);
+    if (!e.is_directory(ec) || name[0] == '.') continue;
+    if (!IsValidModelName(name)) {
+      spdlog::warn("skipping '{}': model names are [A-Za-z0-9_.-]+", name);
       continue;
     }
     names.push_back(name);
@@ -183,12 +364,58 @@ void ModelRepository::LoadAll() {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& n : names) models_[n].name = n;
   }
-  for (const auto& n : names) {
-    ModelEntry entry = LoadOne(n);
+  for (const auto& n : names) LoadModel(n);
+}
+
+void ModelRepository::Poll() {
+  std::vector<std::string> gone;
+  {
     std::lock_guard<std::mutex> lock(mu_);
-    models_[n] = std::move(entry);
+    for (const auto& [name, e] : models_) {
+      std::error_code ec;
+      if (!fs::is_directory(fs::path(options_.root) / name, ec)) gone.push_back(name);
+    }
   }
-  loaded_ = true;
+  for (const auto& name : gone) {
+    UnloadModel(name);
+    std::lock_guard<std::mutex> lock(mu_);
+    models_.erase(name);
+  }
+  LoadAll();
+}
+
+void ModelRepository::StartBackground(int poll_secs) {
+  background_ = std::thread([this, poll_secs] { BackgroundLoop(poll_secs); });
+}
+
+void ModelRepository::Submit(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(bg_mu_);
+    tasks_.push_back(std::move(task));
+  }
+  bg_cv_.notify_all();
+}
+
+void ModelRepository::BackgroundLoop(int poll_secs) {
+  auto next_poll = std::chrono::steady_clock::now() + std::chrono::seconds(poll_secs);
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock<std::mutex> lock(bg_mu_);
+      bg_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return bg_stop_ || !tasks_.empty(); });
+      if (bg_stop_) return;
+      if (!tasks_.empty()) {
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+    }
+    if (task) task();
+    if (poll_secs > 0 && std::chrono::steady_clock::now() >= next_poll) {
+      Poll();
+      next_poll = std::chrono::steady_clock::now() + std::chrono::seconds(poll_secs);
+    }
+    ReapRetired();
+  }
 }
 
 Result<std::shared_ptr<ModelVersion>> ModelRepository::Get(std::string_view name, int64_t version) const {
@@ -196,14 +423,30 @@ Result<std::shared_ptr<ModelVersion>> ModelRepository::Get(std::string_view name
   auto it = models_.find(name);
   if (it == models_.end()) return NotFound("unknown model '" + std::string(name) + "'");
   const ModelEntry& e = it->second;
-  if (e.state == ModelState::kLoading) return Unavailable("model '" + e.name + "' is still loading");
-  if (e.state == ModelState::kUnavailable) return Unavailable("model '" + e.name + "' is unavailable: " + e.reason);
-  if (version < 0) return e.loaded.rbegin()->second;
-  auto v = e.loaded.find(version);
-  if (v == e.loaded.end()) {
+  if (version < 0) {
+    for (auto v = e.versions.rbegin(); v != e.versions.rend(); ++v) {
+      if (v->second.loaded) return v->second.loaded;
+    }
+    if (e.State() == ModelState::kLoading) return Unavailable("model '" + e.name + "' is still loading");
+    std::string reason = e.reason;
+    for (const auto& [v, slot] : e.versions) {
+      if (reason.empty()) reason = slot.reason;
+    }
+    return Unavailable("model '" + e.name + "' is unavailable: " + (reason.empty() ? "not loaded" : reason));
+  }
+  auto v = e.versions.find(version);
+  if (v == e.versions.end()) {
+    if (e.State() != ModelState::kReady && !e.reason.empty()) {
+      return Unavailable("model '" + e.name + "' is unavailable: " + e.reason);
+    }
     return NotFound("model '" + e.name + "' has no version " + std::to_string(version) + " loaded");
   }
-  return v->second;
+  if (!v->second.loaded) {
+    return Unavailable(
+        "model '" + e.name + "' version " + std::to_string(version) + " is " +
+        (v->second.state == ModelState::kLoading ? "still loading" : "unavailable: " + v->second.reason));
+  }
+  return v->second.loaded;
 }
 
 Result<ModelEntry> ModelRepository::Entry(std::string_view name) const {
@@ -217,10 +460,13 @@ std::vector<IndexEntry> ModelRepository::Index() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<IndexEntry> out;
   for (const auto& [name, e] : models_) {
-    if (e.loaded.empty()) {
-      out.push_back({name, "", e.state, e.reason});
-    } else {
-      for (const auto& [v, mv] : e.loaded) out.push_back({name, std::to_string(v), e.state, e.reason});
+    if (e.versions.empty()) {
+      out.push_back({name, "", e.State(), e.reason});
+      continue;
+    }
+    for (const auto& [v, slot] : e.versions) {
+      ModelState state = slot.loaded ? ModelState::kReady : slot.state;
+      out.push_back({name, std::to_string(v), state, slot.reason.empty() ? e.reason : slot.reason});
     }
   }
   return out;
@@ -230,15 +476,26 @@ std::vector<std::shared_ptr<ModelVersion>> ModelRepository::LoadedVersions() con
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::shared_ptr<ModelVersion>> out;
   for (const auto& [name, e] : models_) {
-    for (const auto& [v, mv] : e.loaded) out.push_back(mv);
+    for (const auto& [v, slot] : e.versions) {
+      if (slot.loaded) out.push_back(slot.loaded);
+    }
   }
   return out;
 }
 
 void ModelRepository::StopAll() {
-  for (auto& mv : LoadedVersions()) {
-    if (mv->scheduler) mv->scheduler->Stop();
+  {
+    std::lock_guard<std::mutex> lock(bg_mu_);
+    bg_stop_ = true;
   }
+  bg_cv_.notify_all();
+  if (background_.joinable()) background_.join();
+  std::vector<std::shared_ptr<ModelVersion>> all = LoadedVersions();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    all.insert(all.end(), retired_.begin(), retired_.end());
+  }
+  for (auto& mv : all) mv->scheduler->Stop();
 }
 
 }  // namespace berth

@@ -1,13 +1,20 @@
 // The model repository: DIR/<model>/model.yaml and DIR/<model>/<version>/.
-// Discovers models, loads the highest version of each, and records why a
-// model is unavailable. Every model loads independently of the others.
+// Discovers models, loads the versions their version_policy selects, reloads
+// what changed on disk (poll mode) or what the load/unload API asks for
+// (explicit mode), and records why a model or version is unavailable. Every
+// model loads independently of the others, and a version that fails to
+// (re)load never takes down one that is serving.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/backend_registry.h"
@@ -20,22 +27,30 @@ namespace berth {
 enum class ModelState { kLoading, kReady, kUnavailable };
 std::string_view ModelStateName(ModelState state);
 
-// One loaded (or failed) version of one model.
+// One loaded version of one model: immutable once built.
 struct ModelVersion {
   std::string name;
   int64_t version = 0;
   std::shared_ptr<const ModelConfig> config;
   std::shared_ptr<ModelMetrics> metrics;
-  std::unique_ptr<Scheduler> scheduler;  // set when ready
+  std::unique_ptr<Scheduler> scheduler;
+};
+
+struct VersionSlot {
+  ModelState state = ModelState::kLoading;
+  std::string reason;
+  std::shared_ptr<ModelVersion> loaded;  // what serves (the previous files while a reload fails)
+  std::string fingerprint;               // of model.yaml and the version's files when loaded
 };
 
 struct ModelEntry {
   std::string name;
-  ModelState state = ModelState::kLoading;
-  std::string reason;             // why it is unavailable
-  std::vector<int64_t> versions;  // loaded versions, ascending
-  std::shared_ptr<const ModelConfig> config;
-  std::map<int64_t, std::shared_ptr<ModelVersion>> loaded;
+  std::string reason;  // a model-level problem: bad model.yaml, no versions, unloaded
+  std::map<int64_t, VersionSlot> versions;
+
+  // READY if any version is; LOADING if one is loading; else UNAVAILABLE.
+  ModelState State() const;
+  std::vector<int64_t> ReadyVersions() const;
 };
 
 struct IndexEntry {
@@ -48,8 +63,9 @@ struct IndexEntry {
 // True for names we accept as model directory names: [A-Za-z0-9_.-]+, not "." or "..".
 bool IsValidModelName(std::string_view name);
 
-// Loads the model in `model_dir` (version -1 = the highest). Used by the
-// repository and by `berth predict`.
+// Loads version `version` (-1 = the highest) of the model in `model_dir`,
+// runs its warm-up, and returns it ready to serve. Used by the repository and
+// by `berth predict`.
 Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_dir, const std::string& name,
                                                        int64_t version, BackendRegistry* backends);
 
@@ -64,34 +80,61 @@ class ModelRepository {
   static Result<std::unique_ptr<ModelRepository>> Create(const Options& options);
   ~ModelRepository();
 
-  // Discovers and loads every model; failures are recorded, never fatal.
+  // Loads every model in the repository; failures are recorded, never fatal.
   void LoadAll();
+  // (Re)loads one model: versions that are new or changed on disk load and
+  // then replace the serving ones; versions no longer selected are retired
+  // after their in-flight requests finish. NotFound for a name with no
+  // directory; the load error otherwise (also recorded for the index).
+  Status LoadModel(const std::string& name);
+  // Retires every version of a model (they drain first). NotFound if unknown.
+  Status UnloadModel(const std::string& name);
+  // LoadModel for every directory, UnloadModel for models whose directory went away.
+  void Poll();
+
+  // Runs a background thread that executes submitted control tasks, polls
+  // every `poll_secs` seconds (0 = never) and retires drained versions.
+  void StartBackground(int poll_secs);
+  // Queues `task` on the background thread (load/unload requests must not
+  // block I/O threads).
+  void Submit(std::function<void()> task);
+
+  // Ready once the initial loading finished.
+  void MarkLoaded() { loaded_ = true; }
   bool loaded() const { return loaded_.load(); }
 
   // The version to serve: `version` or, when -1, the highest ready version.
   // NotFound for unknown models/versions, Unavailable for models that failed.
   Result<std::shared_ptr<ModelVersion>> Get(std::string_view name, int64_t version) const;
-
   // A copy of one model's entry (NotFound if unknown).
   Result<ModelEntry> Entry(std::string_view name) const;
-
   std::vector<IndexEntry> Index() const;
-
-  // Every loaded version, by model name then version.
+  // Every serving version, by model name then version.
   std::vector<std::shared_ptr<ModelVersion>> LoadedVersions() const;
 
-  // Stops every scheduler (finishing queued work).
+  // Stops the background thread and every scheduler (finishing queued work).
   void StopAll();
 
  private:
   explicit ModelRepository(Options options);
-  ModelEntry LoadOne(const std::string& name);
+  void Retire(std::shared_ptr<ModelVersion> version);  // REQUIRES(mu_)
+  void ReapRetired();
+  void BackgroundLoop(int poll_secs);
 
   Options options_;
   BackendRegistry backends_;
   std::atomic<bool> loaded_{false};
+  std::mutex load_mu_;  // serialises LoadModel/UnloadModel/Poll
   mutable std::mutex mu_;
   std::map<std::string, ModelEntry, std::less<>> models_;  // GUARDED_BY(mu_)
+  // Replaced or unloaded versions, stopped once nothing else holds them.
+  std::vector<std::shared_ptr<ModelVersion>> retired_;  // GUARDED_BY(mu_)
+
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  std::deque<std::function<void()>> tasks_;  // GUARDED_BY(bg_mu_)
+  bool bg_stop_ = false;                     // GUARDED_BY(bg_mu_)
+  std::thread background_;
 };
 
 }  // namespace berth

@@ -177,8 +177,11 @@ def test_unreachable_server_is_a_usage_error(tmp_path):
     (["-m", "alltypes", "--shape", "fp32:3,3"], "fixed at 2"),
     (["-m", "batched", "--shape", "x:5"], "fixed at 4"),
     (["-m", "idf", "-d", "0"], "--duration"),
+    (["-m", "alltypes", "--shape", "fp32:2,100000000"], "larger than 256 MiB"),
     (["-m", "idf", "--input-data", "/nonexistent/req.json"], "cannot read"),
     (["--format", "json"], "--model"),
+    (["-m", "idf", "-c", "x"], "--connections: expected a number"),
+    (["-m", "idf", "--bogus"], "unexpected argument '--bogus'"),
 ])
 def test_bad_usage_exits_2(server, args, message):
     p = bench(server.url, *args)

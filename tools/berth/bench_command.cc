@@ -1,7 +1,11 @@
 #include "bench_command.h"
 
+#include <charconv>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <sstream>
+#include <type_traits>
 
 #include "loadgen/load_generator.h"
 
@@ -15,9 +19,35 @@ struct BenchFlags {
   std::string concurrency_range;
   std::vector<std::string> shapes;
   std::string format = "table";
+  std::vector<std::string> conversion_errors;  // numbers that did not parse, reported as usage errors
 };
 
 constexpr int kUsageError = 2;
+
+// A numeric option parsed here rather than by CLI11, whose conversion errors
+// would exit with its own codes instead of 2.
+template <typename T>
+CLI::Option* AddNumber(CLI::App* app, const std::string& names, T* target, const std::string& help,
+                       std::shared_ptr<BenchFlags> flags) {
+  std::string name = names.substr(names.rfind(',') + 1);  // "-c,--connections" -> "--connections"
+  auto parse = [target, name, flags](const std::string& text) {
+    bool ok = false;
+    if constexpr (std::is_floating_point_v<T>) {
+      char* end = nullptr;
+      *target = std::strtod(text.c_str(), &end);
+      ok = !text.empty() && end == text.c_str() + text.size();
+    } else {
+      auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), *target);
+      ok = !text.empty() && ec == std::errc() && p == text.data() + text.size();
+    }
+    if (!ok) flags->conversion_errors.push_back(name + ": expected a number, got '" + text + "'");
+  };
+  std::ostringstream default_value;
+  default_value << *target;
+  return app->add_option_function<std::string>(names, parse, help)
+      ->default_str(default_value.str())
+      ->type_name(std::is_floating_point_v<T> ? "FLOAT" : "INT");
+}
 
 // Usage errors are checked here rather than with CLI11 validators so that
 // every one of them exits 2, as the command promises.
@@ -26,6 +56,8 @@ int RunBench(const BenchFlags& flags, const CLI::App& app) {
     std::cerr << "berth bench: " << message << "\n";
     return kUsageError;
   };
+  if (!flags.conversion_errors.empty()) return usage(flags.conversion_errors.front());
+  if (!app.remaining().empty()) return usage("unexpected argument '" + app.remaining().front() + "'");
   if (flags.options.url.empty())
     return usage("a server URL is required, e.g. berth bench http://127.0.0.1:8000 -m MODEL");
   auto format = ParseReportFormat(flags.format);
@@ -72,23 +104,24 @@ Subcommand AddBenchCommand(CLI::App& parent) {
       "Closed-loop load generator against a v2 inference server: throughput and latency percentiles.\n"
       "Exit code: 0 if every request succeeded, 1 if any failed, 2 for bad usage or an unusable server/model");
   cmd.app = app;
+  app->allow_extras();  // reported by RunBench, so that they exit 2 like every usage error
   app->add_option("url", o.url, "Server base URL, e.g. http://127.0.0.1:8000");
   app->add_option("-m,--model", o.model, "Model to send infer requests to (required)");
-  app->add_option("--model-version", o.version, "Model version (default: the server's choice)");
-  app->add_option("-c,--connections", flags->connections, "Concurrent keep-alive connections")->capture_default_str();
+  AddNumber(app, "--model-version", &o.version, "Model version (default: the server's choice)", flags);
+  AddNumber(app, "-c,--connections", &flags->connections, "Concurrent keep-alive connections", flags);
   app->add_option("--concurrency-range", flags->concurrency_range,
                   "Sweep connections a..b by step (a:b:step); one result per level");
-  app->add_option("-d,--duration", o.duration_s, "Measurement window per level, seconds")->capture_default_str();
-  app->add_option("--warmup", o.warmup_s, "Seconds of load before the window (not counted)")->capture_default_str();
-  app->add_option("--timeout-ms", o.timeout_ms, "Per-request timeout (write + answer)")->capture_default_str();
+  AddNumber(app, "-d,--duration", &o.duration_s, "Measurement window per level, seconds", flags);
+  AddNumber(app, "--warmup", &o.warmup_s, "Seconds of load before the window (not counted)", flags);
+  AddNumber(app, "--timeout-ms", &o.timeout_ms, "Per-request timeout (write + answer)", flags);
   app->add_option("--input-data", o.input_data_path,
                   "File holding a complete v2 JSON request body (default: random data from the model's metadata)");
   app->add_option("--shape", flags->shapes,
                   "NAME:d1,d2,... for an input's -1 dims (dims after the batch dimension; default 1)");
-  app->add_option("-b,--batch-size", o.batch_size, "Rows per request for batched models")->capture_default_str();
+  AddNumber(app, "-b,--batch-size", &o.batch_size, "Rows per request for batched models", flags);
   app->add_flag("--binary", o.binary, "Send inputs with the binary tensor extension and ask for binary outputs");
   app->add_flag("--check-outputs", o.check_outputs, "Count a 200 answer as an error unless its JSON has \"outputs\"");
-  app->add_option("--threads", o.threads, "Client I/O threads (0 = min(connections, CPUs))")->capture_default_str();
+  AddNumber(app, "--threads", &o.threads, "Client I/O threads (0 = min(connections, CPUs))", flags);
   app->add_option("-f,--format", flags->format, "table, json or csv")->capture_default_str();
   cmd.run = [flags, app] { return RunBench(*flags, *app); };
   return cmd;

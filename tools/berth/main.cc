@@ -4,8 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
-#include "berth/server.h"
 #include "bench_command.h"
+#include "berth/server.h"
 #include "common/logging.h"
 
 int main(int argc, char** argv) {
@@ -25,8 +25,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 256));
   serve->add_option("--metrics-port", serve_opts.metrics_port, "Prometheus metrics port (/metrics); 0 = off")
       ->capture_default_str();
-  serve->add_option("--request-timeout-ms", serve_opts.request_timeout_ms,
-                    "Longest a request may wait in a model's queue unless it sets parameters.timeout_us; 0 = none")
+  serve
+      ->add_option("--request-timeout-ms", serve_opts.request_timeout_ms,
+                   "Longest a request may wait in a model's queue unless it sets parameters.timeout_us; 0 = none")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
   serve->add_option("--max-request-bytes", serve_opts.max_request_bytes, "Largest request body accepted (413 above)")
@@ -48,6 +49,19 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 3600));
   serve->add_option("--backend-dir", serve_opts.backend_dir,
                     "Directory of backend plugins (default: ../lib/berth/backends next to the binary)");
+  serve
+      ->add_option("--model-control-mode", serve_opts.model_control_mode,
+                   "none: load all at start; poll: also pick up changes; explicit: load/unload API")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "poll", "explicit"}));
+  serve->add_option("--repository-poll-secs", serve_opts.repository_poll_secs, "Poll mode: seconds between rescans")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  serve->add_option("--load-model", serve_opts.load_models, "Explicit mode: a model to load at start (repeatable)");
+  serve->add_option("--admin-token-file", serve_opts.admin_token_file,
+                    "File holding the bearer token that load/unload require (without it they answer 403)");
+  serve->add_option("--auth-token-file", serve_opts.auth_token_file,
+                    "File holding a bearer token that every endpoint but health requires");
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")->capture_default_str();
 
   berth::PredictOptions predict_opts;

@@ -17,6 +17,8 @@ http::status HttpStatusFor(StatusCode code) {
     case StatusCode::kUnavailable: return http::status::service_unavailable;
     case StatusCode::kUnimplemented: return http::status::not_implemented;
     case StatusCode::kDeadlineExceeded: return http::status::gateway_timeout;
+    case StatusCode::kUnauthenticated: return http::status::unauthorized;
+    case StatusCode::kPermissionDenied: return http::status::forbidden;
     case StatusCode::kInternal: return http::status::internal_server_error;
   }
   return http::status::internal_server_error;

@@ -3,12 +3,13 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <vector>
 
 #include "berth/server.h"
 #include "common/json_writer.h"
+#include "protocol/http/auth.h"
 #include "protocol/http/status_mapping.h"
 #include "request/v2_codec.h"
 #include "request/validate.h"
@@ -88,6 +89,21 @@ void V2Handler::Handle(HttpRequest&& req, Responder respond) {
   if (p.empty() || p[0] != "v2") {
     return respond(ErrorResponse(NotFound("no such endpoint: " + std::string(req.target()))));
   }
+  bool health = p.size() == 3 && p[1] == "health";
+  bool control = p.size() == 5 && p[1] == "repository" && p[2] == "models" && (p[4] == "load" || p[4] == "unload");
+  if (!options_.auth_token.empty() && !health && !control) {
+    auto it = req.find(http::field::authorization);
+    std::string_view given = it == req.end() ? std::string_view() : it->value();
+    if (!BearerMatches(given, options_.auth_token)) {
+      HttpResponse res = ErrorResponse(Status(StatusCode::kUnauthenticated, "missing or wrong bearer token"));
+      res.set(http::field::www_authenticate, "Bearer");
+      return respond(std::move(res));
+    }
+  }
+  if (control) {
+    if (method != http::verb::post) return respond(MethodNotAllowed(http::verb::post));
+    return RepositoryControl(req, p[3], p[4] == "load", std::move(respond));
+  }
   if (p.size() == 1) return only(http::verb::get, [&] { return ServerMetadata(); });
   if (p.size() == 3 && p[1] == "health" && p[2] == "live") {
     return only(http::verb::get, [&] { return Empty(http::status::ok); });
@@ -157,7 +173,7 @@ HttpResponse V2Handler::ModelMetadata(std::string_view model, int64_t version) c
   w.String(c.name);
   w.Key("versions");
   w.BeginArray();
-  for (int64_t v : entry->versions) w.String(std::to_string(v));
+  for (int64_t v : entry->ReadyVersions()) w.String(std::to_string(v));
   w.EndArray();
   w.Key("platform");
   w.String(c.backend);
@@ -173,43 +189,6 @@ HttpResponse V2Handler::ModelReady(std::string_view model, int64_t version) cons
   auto mv = repository_->Get(model, version);
   if (!mv.ok()) return ErrorResponse(mv.status());
   return Empty(http::status::ok);
-}
-
-HttpResponse V2Handler::RepositoryIndex(const HttpRequest& req) const {
-  bool ready_only = false;
-  std::string_view body = req.body();
-  if (body.find_first_not_of(" \t\r\n") != std::string_view::npos) {
-    thread_local simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    if (auto err = parser.parse(body.data(), body.size()).get(doc)) {
-      return ErrorResponse(
-          InvalidArgument(std::string("malformed JSON in request body: ") + simdjson::error_message(err)));
-    }
-    if (!doc.is_object()) return ErrorResponse(InvalidArgument("request body: expected a JSON object"));
-    simdjson::dom::element ready;
-    if (!doc.at_key("ready").get(ready)) {
-      if (!ready.is_bool()) return ErrorResponse(InvalidArgument("ready: expected true or false"));
-      ready_only = ready.get_bool().value_unsafe();
-    }
-  }
-  std::string out;
-  JsonWriter w(&out);
-  w.BeginArray();
-  for (const IndexEntry& e : repository_->Index()) {
-    if (ready_only && e.state != ModelState::kReady) continue;
-    w.BeginObject();
-    w.Key("name");
-    w.String(e.name);
-    w.Key("version");
-    w.String(e.version);
-    w.Key("state");
-    w.String(ModelStateName(e.state));
-    w.Key("reason");
-    w.String(e.reason);
-    w.EndObject();
-  }
-  w.EndArray();
-  return JsonResponse(std::move(out));
 }
 
 void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version, Responder respond) {
@@ -229,7 +208,8 @@ void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version
     uint64_t n = 0;
     auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (v.empty() || ec != std::errc() || ptr != v.data() + v.size()) {
-      return fail(InvalidArgument("Inference-Header-Content-Length: expected a byte count, got '" + std::string(v) + "'"));
+      return fail(
+          InvalidArgument("Inference-Header-Content-Length: expected a byte count, got '" + std::string(v) + "'"));
     }
     json_length = n;
   }

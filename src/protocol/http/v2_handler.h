@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 #include "protocol/http/http_server.h"
 #include "repository/model_repository.h"
@@ -12,7 +13,10 @@ namespace berth {
 class V2Handler final : public HttpHandler {
  public:
   struct Options {
-    int64_t default_timeout_us = 0;  // queue timeout for requests that set none; 0 = none
+    int64_t default_timeout_us = 0;       // queue timeout for requests that set none; 0 = none
+    bool explicit_model_control = false;  // load/unload API enabled (--model-control-mode explicit)
+    std::string admin_token;              // required for load/unload; "" = model control refused (403)
+    std::string auth_token;               // required for everything but health; "" = open
   };
 
   // `repository` and `draining` outlive the handler.
@@ -27,6 +31,8 @@ class V2Handler final : public HttpHandler {
   HttpResponse ModelMetadata(std::string_view model, int64_t version) const;
   HttpResponse ModelReady(std::string_view model, int64_t version) const;
   HttpResponse RepositoryIndex(const HttpRequest& request) const;
+  // POST /v2/repository/models/{m}/load|unload (v2_repository.cc).
+  void RepositoryControl(const HttpRequest& request, std::string_view model, bool load, Responder respond);
   void Infer(HttpRequest&& request, std::string_view model, int64_t version, Responder respond);
 
   ModelRepository* repository_;

@@ -1,0 +1,39 @@
+#include "protocol/http/auth.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace berth {
+
+Result<std::string> ReadTokenFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("token file " + path + " cannot be read");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string t = ss.str();
+  auto first = t.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return InvalidArgument("token file " + path + " is empty");
+  t = t.substr(first, t.find_last_not_of(" \t\r\n") - first + 1);
+  return t;
+}
+
+bool BearerMatches(std::string_view authorization, const std::string& token) {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (authorization.size() < kScheme.size()) return false;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) !=
+        std::tolower(static_cast<unsigned char>(kScheme[i]))) {
+      return false;
+    }
+  }
+  std::string_view given = authorization.substr(kScheme.size());
+  // Constant time over the expected token: every byte is compared whatever the length or the first mismatch.
+  unsigned char diff = given.size() == token.size() ? 0 : 1;
+  for (size_t i = 0; i < token.size(); ++i) {
+    unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff |= g ^ static_cast<unsigned char>(token[i]);
+  }
+  return diff == 0;
+}
+
+}  // namespace berth
