@@ -23,14 +23,18 @@
 #include <climits>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <mutex>
 #include <opencv2/core.hpp>
 #include <opencv2/core/version.hpp>
 #include <opencv2/dnn.hpp>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "berth/backend_api.h"
+#include "onnx_signature.h"
 
 namespace berth {
 namespace {
@@ -310,8 +314,58 @@ Status DryRun(OnnxInstance& instance, const ModelConfig& c) {
                          "torch.flatten(x, 1), not x.view(x.size(0), -1)), or set max_batch_size: 1");
 }
 
+// ONNX TensorProto.DataType -> v2 datatype.
+std::optional<DataType> FromOnnxType(int32_t t) {
+  switch (t) {
+    case 1: return DataType::kFp32;
+    case 2: return DataType::kUint8;
+    case 3: return DataType::kInt8;
+    case 4: return DataType::kUint16;
+    case 5: return DataType::kInt16;
+    case 6: return DataType::kInt32;
+    case 7: return DataType::kInt64;
+    case 8: return DataType::kBytes;
+    case 9: return DataType::kBool;
+    case 10: return DataType::kFp16;
+    case 11: return DataType::kFp64;
+    case 12: return DataType::kUint32;
+    case 13: return DataType::kUint64;
+    default: return std::nullopt;
+  }
+}
+
 class OnnxBackend final : public Backend {
  public:
+  // The graph names its inputs and outputs with types and dims; a leading
+  // symbolic dim on every one of them is the batch dimension.
+  Status InferConfig(const std::string& model_file, ModelConfig* c) override {
+    std::ifstream in(model_file, std::ios::binary);
+    if (!in) return NotFound("cannot read " + model_file);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    ASSIGN_OR_RETURN(OnnxSignature sig, ParseOnnxSignature(bytes.str()));
+    if (sig.outputs.empty()) return InvalidArgument("the graph has no outputs");
+    bool batched = true;
+    for (const auto* list : {&sig.inputs, &sig.outputs}) {
+      for (const OnnxValueInfo& v : *list) batched &= !v.dims.empty() && v.dims[0].value < 0;
+    }
+    auto specs = [&](const std::vector<OnnxValueInfo>& list, std::vector<TensorSpec>* out) -> Status {
+      for (const OnnxValueInfo& v : list) {
+        auto dtype = FromOnnxType(v.elem_type);
+        if (!dtype) return InvalidArgument("'" + v.name + "' has ONNX element type " + std::to_string(v.elem_type));
+        TensorSpec spec{v.name, *dtype, {}};
+        for (size_t i = batched ? 1 : 0; i < v.dims.size(); ++i) spec.shape.push_back(v.dims[i].value);
+        out->push_back(std::move(spec));
+      }
+      return Status::Ok();
+    };
+    RETURN_IF_ERROR(specs(sig.inputs, &c->inputs));
+    RETURN_IF_ERROR(specs(sig.outputs, &c->outputs));
+    if (batched && c->max_batch_size == 0) c->max_batch_size = 64;
+    if (!batched) c->max_batch_size = 0;
+    return Status::Ok();
+  }
+
   Result<std::unique_ptr<ModelInstance>> CreateInstance(const InstanceContext& ctx) override {
     const ModelConfig& c = *ctx.config;
     for (const auto* specs : {&c.inputs, &c.outputs}) {

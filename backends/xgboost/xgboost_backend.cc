@@ -492,6 +492,28 @@ class XgboostInstance final : public ModelInstance {
 
 class XgboostBackend final : public Backend {
  public:
+  // The booster knows its feature count and what one row predicts: enough for
+  // a model.yaml that names only the backend.
+  Status InferConfig(const std::string& model_file, ModelConfig* c) override {
+    try {
+      if (Status file = CheckModelFile(model_file); !file.ok()) {
+        return InvalidArgument("not a loadable XGBoost model: " + file.message());
+      }
+      auto booster = std::make_unique<Booster>();
+      if (int rc = XGBoosterCreate(nullptr, 0, booster->out()); rc != 0) return XgbError(rc, "creating a booster");
+      if (XGBoosterLoadModel(booster->get(), model_file.c_str()) != 0) {
+        return InvalidArgument("not a loadable XGBoost model: " + LastXgboostError());
+      }
+      ASSIGN_OR_RETURN(BoosterFacts facts, InspectBooster(booster->get()));
+      if (c->max_batch_size == 0) c->max_batch_size = 256;
+      c->inputs = {TensorSpec{"features", DataType::kFp32, {facts.num_feature}}};
+      c->outputs = {TensorSpec{"predictions", DataType::kFp32, {facts.output_width}}};
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      return Internal(std::string("xgboost backend: ") + e.what());
+    }
+  }
+
   Result<std::unique_ptr<ModelInstance>> CreateInstance(const InstanceContext& ctx) override {
     try {
       return Create(ctx);

@@ -21,7 +21,7 @@ namespace berth {
 
 // Bump the major version on any incompatible change to the types below.
 inline constexpr int kBackendApiMajor = 1;
-inline constexpr int kBackendApiMinor = 0;
+inline constexpr int kBackendApiMinor = 1;  // 1.1 added Backend::InferConfig
 
 // What a backend needs to create one executor of one model version.
 struct InstanceContext {
@@ -49,6 +49,15 @@ class Backend {
   virtual ~Backend() = default;
   // Loads the model for one instance. Called from a loader thread.
   virtual Result<std::unique_ptr<ModelInstance>> CreateInstance(const InstanceContext& ctx) = 0;
+
+  // API 1.1: fills config->inputs, config->outputs (and max_batch_size when
+  // it is 0) from what `model_file` says about itself, for a model.yaml that
+  // leaves them out. Unimplemented where the file does not say enough.
+  virtual Status InferConfig(const std::string& model_file, ModelConfig* config) {
+    (void)model_file;
+    (void)config;
+    return Unimplemented("this backend cannot infer a model's inputs and outputs from its file");
+  }
 };
 
 struct BackendPlugin {

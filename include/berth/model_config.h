@@ -61,6 +61,11 @@ struct ModelConfig {
 Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, const std::string& model_name,
                                      const std::string& source);
 
+// Like ParseModelConfig, but inputs and outputs may be left out, for a
+// backend to infer from the model file (see Backend::InferConfig).
+Result<ModelConfig> ParsePartialModelConfig(std::string_view yaml_text, const std::string& model_name,
+                                            const std::string& source);
+
 // Reads and parses `path`.
 Result<ModelConfig> LoadModelConfig(const std::string& path, const std::string& model_name);
 

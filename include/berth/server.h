@@ -47,6 +47,16 @@ struct PredictOptions {
 // Loads one model, runs it once, and returns the v2 JSON response.
 Result<std::string> RunPredict(const PredictOptions& options);
 
+struct InspectOptions {
+  std::string model_dir;
+  int64_t version = -1;
+  std::string backend_dir;
+};
+
+// The model's signature as model.yaml text: from model.yaml, or inferred
+// from the model file (ONNX graph, XGBoost feature count) where it is absent.
+Result<std::string> RunInspect(const InspectOptions& options);
+
 // The directory that holds backend plugins when none is configured.
 std::string DefaultBackendDir();
 

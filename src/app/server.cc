@@ -99,7 +99,10 @@ Status RunServer(const ServerOptions& o) {
   // Models load in the background: live answers at once, ready once loading finished.
   std::thread loader([&repository, &o] {
     if (o.model_control_mode == "explicit") {
-      for (const auto& name : o.load_models) repository->LoadModel(name);
+      for (const auto& name : o.load_models) {
+        Status s = repository->LoadModel(name);
+        if (!s.ok()) spdlog::error("--load-model {}: {}", name, s.message());
+      }
     } else {
       repository->LoadAll();
     }

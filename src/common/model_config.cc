@@ -166,7 +166,8 @@ Result<VersionPolicy> ParseVersionPolicy(const YAML::Node& n, const ConfigReader
   return p;
 }
 
-Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_name, const ConfigReader& r) {
+Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_name, const ConfigReader& r,
+                              bool require_outputs) {
   if (!root.IsMap()) return r.Error("(top level)", "expected a mapping of keys, got " + ConfigReader::Describe(root));
   RETURN_IF_ERROR(r.OnlyKeys(root, "",
                              {"backend", "max_batch_size", "inputs", "outputs", "instances", "threads", "parameters",
@@ -193,7 +194,7 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
   }
   ASSIGN_OR_RETURN(c.inputs, r.Specs(root["inputs"], "inputs", true));
   ASSIGN_OR_RETURN(c.outputs, r.Specs(root["outputs"], "outputs", false));
-  if (c.outputs.empty()) return r.Error("outputs", "expected at least one output");
+  if (c.outputs.empty() && require_outputs) return r.Error("outputs", "expected at least one output");
   if (const YAML::Node& p = root["parameters"]; p && !p.IsNull()) {
     if (!p.IsMap())
       return r.Error("parameters", "expected a mapping of names to values, got " + ConfigReader::Describe(p));
@@ -245,8 +246,10 @@ const TensorSpec* ModelConfig::FindOutput(std::string_view n) const {
   return nullptr;
 }
 
-Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, const std::string& model_name,
-                                     const std::string& source) {
+namespace {
+
+Result<ModelConfig> Parse(std::string_view yaml_text, const std::string& model_name, const std::string& source,
+                          bool require_outputs) {
   ConfigReader reader(source);
   YAML::Node root;
   try {
@@ -256,10 +259,22 @@ Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, const std::stri
                            std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
   try {
-    return ParseNode(root, model_name, reader);
+    return ParseNode(root, model_name, reader, require_outputs);
   } catch (const YAML::Exception& e) {
     return InvalidArgument(source + ": " + e.what());
   }
+}
+
+}  // namespace
+
+Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, const std::string& model_name,
+                                     const std::string& source) {
+  return Parse(yaml_text, model_name, source, true);
+}
+
+Result<ModelConfig> ParsePartialModelConfig(std::string_view yaml_text, const std::string& model_name,
+                                            const std::string& source) {
+  return Parse(yaml_text, model_name, source, false);
 }
 
 Result<ModelConfig> LoadModelConfig(const std::string& path, const std::string& model_name) {

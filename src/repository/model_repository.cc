@@ -150,9 +150,23 @@ bool IsValidModelName(std::string_view name) {
   });
 }
 
-Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_dir, const std::string& name,
-                                                       int64_t version, BackendRegistry* backends) {
-  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir + "/model.yaml", name));
+namespace {
+
+// The backend a model file's name implies, for a model directory without model.yaml.
+std::string BackendForFiles(const std::string& version_dir) {
+  static const std::pair<const char*, const char*> kKnown[] = {
+      {"model.pt", "torchscript"}, {"model.onnx", "onnx"}, {"model.json", "xgboost"}, {"model.ubj", "xgboost"}};
+  std::error_code ec;
+  for (const auto& [file, backend] : kKnown) {
+    if (fs::is_regular_file(version_dir + "/" + file, ec)) return backend;
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<ResolvedModel> ResolveModel(const std::string& model_dir, const std::string& name, int64_t version,
+                                   BackendRegistry* backends) {
   std::vector<int64_t> versions = ListVersions(model_dir);
   if (versions.empty()) {
     return NotFound(model_dir + ": no version directories (expected " + model_dir + "/1/)");
@@ -162,32 +176,69 @@ Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_
   } else if (!std::binary_search(versions.begin(), versions.end(), version)) {
     return NotFound(model_dir + ": no version " + std::to_string(version));
   }
-  ASSIGN_OR_RETURN(LoadedBackend * backend, backends->Get(config.backend));
-
-  InstanceContext ctx;
-  ctx.version = version;
-  ctx.version_dir = model_dir + "/" + std::to_string(version);
-  if (backend->plugin->model_file && *backend->plugin->model_file) {
+  ResolvedModel m;
+  m.version = version;
+  m.version_dir = model_dir + "/" + std::to_string(version);
+  std::string yaml_path = model_dir + "/model.yaml";
+  std::error_code ec;
+  if (fs::exists(yaml_path, ec)) {
+    std::optional<std::string> text = ReadText(yaml_path);
+    if (!text) return NotFound(yaml_path + ": cannot be read");
+    ASSIGN_OR_RETURN(m.config, ParsePartialModelConfig(*text, name, yaml_path));
+  } else {
+    m.config.name = name;
+    m.config.backend = BackendForFiles(m.version_dir);
+    if (m.config.backend.empty()) {
+      return NotFound(yaml_path + ": missing, and " + m.version_dir +
+                      " holds no model.pt, model.onnx, model.json or model.ubj to tell the backend");
+    }
+  }
+  ASSIGN_OR_RETURN(m.backend, backends->Get(m.config.backend));
+  const BackendPlugin& plugin = *m.backend->plugin;
+  if (plugin.model_file && *plugin.model_file) {
     // model_file lists accepted names, comma-separated, in order of preference.
-    std::string names = backend->plugin->model_file;
-    std::error_code ec;
+    std::string names = plugin.model_file;
     for (size_t start = 0; start <= names.size();) {
       size_t comma = std::min(names.find(',', start), names.size());
-      std::string candidate = ctx.version_dir + "/" + names.substr(start, comma - start);
+      std::string candidate = m.version_dir + "/" + names.substr(start, comma - start);
       if (fs::is_regular_file(candidate, ec)) {
-        ctx.model_file = candidate;
+        m.model_file = candidate;
         break;
       }
       start = comma + 1;
     }
-    if (ctx.model_file.empty()) {
-      return NotFound(ctx.version_dir + ": no model file (backend '" + config.backend + "' expects " +
+    if (m.model_file.empty()) {
+      return NotFound(m.version_dir + ": no model file (backend '" + m.config.backend + "' expects " +
                       (names.find(',') == std::string::npos ? names : "one of " + names) + ")");
     }
-    if (!StaysInside(model_dir, ctx.model_file)) {
-      return FailedPrecondition(ctx.model_file + ": resolves outside the model directory; refused");
+    if (!StaysInside(model_dir, m.model_file)) {
+      return FailedPrecondition(m.model_file + ": resolves outside the model directory; refused");
     }
   }
+  if (m.config.inputs.empty() && m.config.outputs.empty()) {
+    // model.yaml leaves the signature out: ask the backend what the file says (API 1.1).
+    Status s = plugin.api_minor >= 1 ? m.backend->backend->InferConfig(m.model_file, &m.config)
+                                     : Unimplemented("plugin predates backend API 1.1");
+    if (!s.ok()) {
+      return InvalidArgument(yaml_path + ": inputs and outputs: missing, and the " + m.config.backend +
+                             " backend cannot infer them: " + s.message());
+    }
+    m.inferred = true;
+  }
+  if (m.config.outputs.empty()) return InvalidArgument(yaml_path + ": outputs: expected at least one output");
+  return m;
+}
+
+Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_dir, const std::string& name,
+                                                       int64_t version, BackendRegistry* backends) {
+  ASSIGN_OR_RETURN(ResolvedModel resolved, ResolveModel(model_dir, name, version, backends));
+  version = resolved.version;
+  LoadedBackend* backend = resolved.backend;
+  ModelConfig config = std::move(resolved.config);
+  InstanceContext ctx;
+  ctx.version = version;
+  ctx.version_dir = resolved.version_dir;
+  ctx.model_file = resolved.model_file;
   auto shared_config = std::make_shared<const ModelConfig>(std::move(config));
   ctx.config = shared_config.get();
 
@@ -212,8 +263,7 @@ Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_
   mv->config = shared_config;
   mv->metrics = pool.metrics;
   ASSIGN_OR_RETURN(mv->scheduler, InstancePool::Create(std::move(pool)));
-  RETURN_IF_ERROR(WarmUp(*shared_config, *mv->scheduler, shared_config->warmup_requests)
-                      .WithContext("model '" + name + "' version " + std::to_string(version)));
+  RETURN_IF_ERROR(WarmUp(*shared_config, *mv->scheduler, shared_config->warmup_requests));
   return mv;
 }
 
@@ -252,12 +302,19 @@ void ModelRepository::ReapRetired() {
 
 Status ModelRepository::LoadModel(const std::string& name) {
   std::lock_guard<std::mutex> load_lock(load_mu_);
-  if (!IsValidModelName(name)) return InvalidArgument("'" + name + "' is not a valid model name");
+  // Refusals before anything loads: logged, and kept as the reason of a model the index already lists.
+  auto refuse = [&](const Status& s) {
+    spdlog::error("model '{}': {}", name, s.message());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = models_.find(name); it != models_.end()) it->second.reason = s.message();
+    return s;
+  };
+  if (!IsValidModelName(name)) return refuse(InvalidArgument("'" + name + "' is not a valid model name"));
   fs::path dir = fs::path(options_.root) / name;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return NotFound("no model directory '" + name + "' in the repository");
+  if (!fs::is_directory(dir, ec)) return refuse(NotFound("no model directory '" + name + "' in the repository"));
   if (!StaysInside(options_.root, dir)) {
-    return FailedPrecondition(dir.string() + ": resolves outside the model repository; refused");
+    return refuse(FailedPrecondition(dir.string() + ": resolves outside the model repository; refused"));
   }
   auto record_model_error = [&](const Status& s) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -273,8 +330,9 @@ Status ModelRepository::LoadModel(const std::string& name) {
   };
   std::string yaml_path = (dir / "model.yaml").string();
   std::optional<std::string> yaml = ReadText(yaml_path);
-  if (!yaml) return record_model_error(NotFound(yaml_path + ": cannot be read"));
-  Result<ModelConfig> config = ParseModelConfig(*yaml, name, yaml_path);
+  if (!yaml) yaml = "";  // no model.yaml: the backend infers the signature, the defaults apply
+  Result<ModelConfig> config =
+      yaml->empty() ? Result<ModelConfig>(ModelConfig()) : ParsePartialModelConfig(*yaml, name, yaml_path);
   if (!config.ok()) return record_model_error(config.status());
   std::vector<int64_t> on_disk = ListVersions(dir);
   std::vector<int64_t> wanted = SelectVersions(config->version_policy, on_disk);
@@ -322,6 +380,17 @@ Status ModelRepository::LoadModel(const std::string& name) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   ModelEntry& e = models_[name];
+  bool wanted_serving = std::any_of(wanted.begin(), wanted.end(), [&](int64_t v) {
+    auto it = e.versions.find(v);
+    return it != e.versions.end() && it->second.loaded;
+  });
+  if (!wanted_serving) {
+    // Nothing the policy selects could load: keep whatever serves now rather than serve nothing.
+    if (!e.ReadyVersions().empty()) {
+      spdlog::warn("model '{}': no selected version loaded; versions already serving stay until one does", name);
+    }
+    return first_error;
+  }
   for (auto it = e.versions.begin(); it != e.versions.end();) {
     if (std::binary_search(wanted.begin(), wanted.end(), it->first)) {
       ++it;

@@ -63,6 +63,22 @@ struct IndexEntry {
 // True for names we accept as model directory names: [A-Za-z0-9_.-]+, not "." or "..".
 bool IsValidModelName(std::string_view name);
 
+// A model version's config with everything the load needs, before loading.
+struct ResolvedModel {
+  ModelConfig config;
+  int64_t version = 0;
+  std::string version_dir;
+  std::string model_file;  // "" if the backend needs none
+  LoadedBackend* backend = nullptr;
+  bool inferred = false;  // inputs and outputs came from the model file, not model.yaml
+};
+
+// Reads model.yaml (optional where the backend can infer the signature from
+// the model file; without it the backend follows from the file's name),
+// picks version `version` (-1 = the highest) and finds backend and file.
+Result<ResolvedModel> ResolveModel(const std::string& model_dir, const std::string& name, int64_t version,
+                                   BackendRegistry* backends);
+
 // Loads version `version` (-1 = the highest) of the model in `model_dir`,
 // runs its warm-up, and returns it ready to serve. Used by the repository and
 // by `berth predict`.

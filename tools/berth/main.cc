@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
 #include "bench_command.h"
@@ -9,6 +10,11 @@
 #include "common/logging.h"
 
 int main(int argc, char** argv) {
+  // Each executor sizes its own intra-op threads (model.yaml `threads`); an
+  // OpenBLAS pool of its own on top would oversubscribe the CPU quota. Set
+  // before any backend plugin (and so OpenBLAS) is loaded; a user's setting wins.
+  setenv("OPENBLAS_NUM_THREADS", "1", 0);
+
   CLI::App app{"berth: fast, small inference services for trained models"};
   app.set_version_flag("--version", std::string("berth ") + berth::Version());
   app.require_subcommand(0, 1);
@@ -61,7 +67,7 @@ int main(int argc, char** argv) {
   serve->add_option("--admin-token-file", serve_opts.admin_token_file,
                     "File holding the bearer token that load/unload require (without it they answer 403)");
   serve->add_option("--auth-token-file", serve_opts.auth_token_file,
-                    "File holding a bearer token that every endpoint but health requires");
+                    "File holding a bearer token that every v2 endpoint but health requires (not /metrics)");
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")->capture_default_str();
 
   berth::PredictOptions predict_opts;
@@ -73,6 +79,12 @@ int main(int argc, char** argv) {
   predict->add_option("--backend-dir", predict_opts.backend_dir, "Directory of backend plugins");
   predict->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->capture_default_str();
+
+  berth::InspectOptions inspect_opts;
+  auto* inspect = app.add_subcommand("inspect", "Print the signature berth serves a model directory with (model.yaml)");
+  inspect->add_option("model_dir", inspect_opts.model_dir, "Model directory")->required();
+  inspect->add_option("--version", inspect_opts.version, "Model version (default: the highest)");
+  inspect->add_option("--backend-dir", inspect_opts.backend_dir, "Directory of backend plugins");
 
   berth::Subcommand bench = berth::AddBenchCommand(app);
 
@@ -87,12 +99,22 @@ int main(int argc, char** argv) {
     std::cout << app.get_formatter()->make_help(&app, "berth", CLI::AppFormatMode::Normal);
     return 0;
   }
-  if (predict->parsed() && log_level == "info") log_level = "warn";  // keep stdout/stderr for the answer
+  if ((predict->parsed() || inspect->parsed()) && log_level == "info")
+    log_level = "warn";  // keep stdout/stderr for the answer
   if (auto s = berth::InitLogging(log_level); !s.ok()) {
     std::cerr << "berth: " << s.message() << "\n";
     return 2;
   }
   if (bench.app->parsed()) return bench.run();
+  if (inspect->parsed()) {
+    auto out = berth::RunInspect(inspect_opts);
+    if (!out.ok()) {
+      std::cerr << "berth inspect: " << out.status().message() << "\n";
+      return 1;
+    }
+    std::cout << *out << "\n";
+    return 0;
+  }
   if (*serve) {
     berth::Status s = berth::RunServer(serve_opts);
     if (!s.ok()) {
