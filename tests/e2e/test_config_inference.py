@@ -70,8 +70,12 @@ def test_xgboost_without_model_yaml_uses_the_booster_feature_count(srv):
     assert meta["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]
     assert meta["outputs"] == [{"name": "predictions", "datatype": "FP32", "shape": [-1, 1]}]
     x = np.random.default_rng(3).uniform(0, 10, size=(6, 4)).astype(np.float32)
-    want = xgb.Booster(model_file=str(EXAMPLES / "churn/1/model.json")).predict(xgb.DMatrix(x))
-    r = srv.infer("churn_bare", [{"name": "features", "datatype": "FP32", "shape": [6, 4], "data": x.tolist()}])
+    x[1, 2] = np.nan  # JSON null = missing, as XGBoost reads NaN
+    x[4, :] = np.nan
+    want = xgb.Booster(model_file=str(EXAMPLES / "churn/1/model.json")).predict(
+        xgb.DMatrix(x, missing=np.nan))
+    data = [[None if np.isnan(v) else float(v) for v in row] for row in x]
+    r = srv.infer("churn_bare", [{"name": "features", "datatype": "FP32", "shape": [6, 4], "data": data}])
     assert r.status_code == 200, r.text
     np.testing.assert_allclose(np.array(r.json()["outputs"][0]["data"]), want, atol=1e-6)
 
