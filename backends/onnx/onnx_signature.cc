@@ -75,6 +75,7 @@ Result<OnnxDim> ParseDim(std::string_view bytes) {
     uint64_t v;
     if (f == 1 && w == 0) {
       if (!r.Varint(&v)) return Malformed("a dimension");
+      // 0 is what some exporters write for "unknown": treat it as dynamic, like dim_param.
       d.value = static_cast<int64_t>(v) > 0 ? static_cast<int64_t>(v) : -1;
     } else if (!r.Skip(w)) {
       return Malformed("a dimension");

@@ -126,6 +126,7 @@ std::string_view ModelStateName(ModelState state) {
 }
 
 ModelState ModelEntry::State() const {
+  if (versions.empty() && reason.empty()) return ModelState::kLoading;  // discovered, not loaded yet
   bool loading = false;
   for (const auto& [v, slot] : versions) {
     if (slot.loaded) return ModelState::kReady;
@@ -351,7 +352,11 @@ Status ModelRepository::LoadModel(const std::string& name) {
       e.name = name;
       e.reason.clear();
       VersionSlot& slot = e.versions[v];
-      if (slot.fingerprint == fingerprint && (slot.loaded || slot.state == ModelState::kUnavailable)) continue;
+      if (slot.fingerprint == fingerprint && (slot.loaded || slot.state == ModelState::kUnavailable)) {
+        // Unchanged files: no reload. A version that failed still reports why.
+        if (!slot.reason.empty() && first_error.ok()) first_error = Unavailable(slot.reason);
+        continue;
+      }
       if (!slot.loaded) slot.state = ModelState::kLoading;
     }
     Result<std::shared_ptr<ModelVersion>> mv = LoadModelVersion(dir.string(), name, v, &backends_);

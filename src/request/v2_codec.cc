@@ -305,6 +305,14 @@ Status AttachBinary(std::string_view binary, const std::vector<PendingBinary>& p
                              ShapeToString(t.shape) + " of " + std::string(DataTypeName(t.dtype)) + " needs " +
                              std::to_string(count * static_cast<int64_t>(DataTypeSize(t.dtype))) + " bytes");
     }
+    if (t.dtype == DataType::kBool) {
+      for (uint64_t k = 0; k < p.size; ++k) {
+        if (src[k] > 1) {
+          return InvalidArgument(p.where + ": binary BOOL element " + std::to_string(k) + " is " +
+                                 std::to_string(src[k]) + "; expected 0 or 1");
+        }
+      }
+    }
     t.data.assign(src, src + p.size);
     offset += p.size;
   }

@@ -168,6 +168,18 @@ void InstancePool::RunExecutor(ModelInstance* instance) {
 }
 
 void InstancePool::RunBatch(ModelInstance& instance, std::vector<Item>& batch) {
+  // Backends must not throw, but a plugin that does (or bad_alloc on a large
+  // batch) fails these requests, not the process.
+  try {
+    RunBatchUnguarded(instance, batch);
+  } catch (const std::exception& e) {
+    for (Item& item : batch) {
+      if (item.done) Finish(item, Internal(std::string("model '") + config_.name + "': " + e.what()), 0, 0);
+    }
+  }
+}
+
+void InstancePool::RunBatchUnguarded(ModelInstance& instance, std::vector<Item>& batch) {
   Clock::time_point start = Clock::now();
   ModelMetrics& m = *options_.metrics;
   std::vector<int64_t> rows;
@@ -206,7 +218,9 @@ void InstancePool::RunBatch(ModelInstance& instance, std::vector<Item>& batch) {
 void InstancePool::Finish(Item& item, Result<InferResponse> result, int64_t queue_us, int64_t compute_us) {
   options_.metrics->queue_us.fetch_add(static_cast<uint64_t>(queue_us), std::memory_order_relaxed);
   options_.metrics->compute_us.fetch_add(static_cast<uint64_t>(compute_us), std::memory_order_relaxed);
-  item.done(std::move(result));
+  InferCompletion done = std::move(item.done);  // empty afterwards: answered exactly once
+  item.done = nullptr;
+  done(std::move(result));
 }
 
 }  // namespace berth

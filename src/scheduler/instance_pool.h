@@ -51,6 +51,7 @@ class InstancePool final : public Scheduler {
   // Rows of queued requests, from the front, that could run as one batch.
   int64_t GatherableRows(size_t* count) const;
   void RunBatch(ModelInstance& instance, std::vector<Item>& batch);
+  void RunBatchUnguarded(ModelInstance& instance, std::vector<Item>& batch);
   void Finish(Item& item, Result<InferResponse> result, int64_t queue_us, int64_t compute_us);
 
   Options options_;

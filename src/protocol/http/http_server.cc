@@ -55,6 +55,8 @@ class Session : public std::enable_shared_from_this<Session> {
     buffer_.reserve(64 << 10);
   }
 
+  ~Session() { Done(); }  // a responder dropped without answering must not stall the drain
+
   void Start() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::ReadHeader, shared_from_this()));
   }
@@ -76,7 +78,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec);
     stream_.expires_after(std::chrono::seconds(opts().read_timeout_secs));
     auto expect = parser_->get()[http::field::expect];
-    if (beast::iequals(expect, "100-continue")) {
+    if (beast::iequals(expect, "100-continue") && parser_->get().version() >= 11) {
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, parser_->get().version());
       http::async_write(stream_, *cont, [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
         if (ec) return self->Close();
@@ -102,13 +104,21 @@ class Session : public std::enable_shared_from_this<Session> {
     if (head_) parser_->get().method(http::verb::get);
     shared_->in_flight.fetch_add(1);
     counted_ = true;
+    if (shared_->draining->load()) {
+      // Draining: requests already running finish; a new one on a kept-alive connection is refused.
+      return Write(PlainError(http::status::service_unavailable, "server is shutting down", version_));
+    }
     auto self = shared_from_this();
     Responder respond = [self](HttpResponse&& res) {
       net::post(self->stream_.get_executor(), [self, res = std::make_shared<HttpResponse>(std::move(res))]() mutable {
         self->Write(std::move(*res));
       });
     };
-    handler_->Handle(parser_->release(), std::move(respond));
+    try {
+      handler_->Handle(parser_->release(), std::move(respond));
+    } catch (const std::exception& e) {  // e.g. bad_alloc decoding a huge body: fail the request, not the server
+      Write(PlainError(http::status::internal_server_error, std::string("internal error: ") + e.what(), version_));
+    }
   }
 
   void OnReadError(beast::error_code ec) {

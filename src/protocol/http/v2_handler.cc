@@ -219,7 +219,10 @@ void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version
   Status valid = ValidateRequest(*version_ptr->config, request.get());
   if (!valid.ok()) return fail(valid);
   int64_t timeout_us = request->timeout_us > 0 ? request->timeout_us : options_.default_timeout_us;
-  if (timeout_us > 0) request->deadline = received + std::chrono::microseconds(timeout_us);
+  // Saturate: a huge timeout means "no limit", never an overflowed deadline in the past.
+  constexpr int64_t kMaxTimeoutUs = int64_t{1} << 40;  // ~12 days
+  if (timeout_us > 0 && timeout_us < kMaxTimeoutUs)
+    request->deadline = received + std::chrono::microseconds(timeout_us);
 
   version_ptr->scheduler->Enqueue(
       std::move(request), [respond = std::move(respond), keep = version_ptr, received](Result<InferResponse> result) {
