@@ -71,14 +71,7 @@ Result<std::string> RunPredict(const PredictOptions& o) {
     const TensorSpec* spec = config.FindInput(input_name);
     if (spec && config.batched() && shape.size() == spec->shape.size()) shape.insert(shape.begin(), 1);
     w.BeginObject();
-    w.Key("name");
-    w.String(input_name);
-    w.Key("datatype");
-    w.String(DataTypeName(spec ? spec->dtype : DataType::kFp32));
-    w.Key("shape");
-    w.BeginArray();
-    for (int64_t d : shape) w.Int(d);
-    w.EndArray();
+    WriteTensorHeader(w, input_name, DataTypeName(spec ? spec->dtype : DataType::kFp32), shape);
     w.Key("data");
     w.Raw(data);
     w.EndObject();

@@ -166,6 +166,20 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
+// Writes the `"name":..,"datatype":..,"shape":[..]` members of a v2 tensor
+// object that the caller has opened (requests, responses, metadata alike).
+inline void WriteTensorHeader(JsonWriter& w, std::string_view name, std::string_view datatype,
+                              const std::vector<int64_t>& shape) {
+  w.Key("name");
+  w.String(name);
+  w.Key("datatype");
+  w.String(datatype);
+  w.Key("shape");
+  w.BeginArray();
+  for (int64_t d : shape) w.Int(d);
+  w.EndArray();
+}
+
 // `{"error":"<message>"}`
 inline std::string JsonError(std::string_view message) {
   std::string out;

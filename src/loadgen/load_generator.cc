@@ -287,14 +287,7 @@ Result<std::string> SynthesizeRequest(const ModelMetadata& meta, const LoadGener
                              " makes the request body larger than 256 MiB");
     }
     w.BeginObject();
-    w.Key("name");
-    w.String(spec.name);
-    w.Key("datatype");
-    w.String(DataTypeName(spec.dtype));
-    w.Key("shape");
-    w.BeginArray();
-    for (int64_t d : shape) w.Int(d);
-    w.EndArray();
+    WriteTensorHeader(w, spec.name, DataTypeName(spec.dtype), shape);
     w.Key("data");
     WriteRandomData(spec.dtype, *count, rng, w);
     w.EndObject();
@@ -318,14 +311,7 @@ std::string EncodeBinaryRequest(const InferRequest& req, size_t* json_length) {
   w.BeginArray();
   for (const Tensor& t : req.inputs) {
     w.BeginObject();
-    w.Key("name");
-    w.String(t.name);
-    w.Key("datatype");
-    w.String(DataTypeName(t.dtype));
-    w.Key("shape");
-    w.BeginArray();
-    for (int64_t d : t.shape) w.Int(d);
-    w.EndArray();
+    WriteTensorHeader(w, t.name, DataTypeName(t.dtype), t.shape);
     w.Key("parameters");
     w.BeginObject();
     w.Key("binary_data_size");

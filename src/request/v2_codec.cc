@@ -487,14 +487,7 @@ EncodedResponse EncodeInferResponse(const InferResponse& r) {
   for (size_t i = 0; i < r.outputs.size(); ++i) {
     const Tensor& t = r.outputs[i];
     w.BeginObject();
-    w.Key("name");
-    w.String(t.name);
-    w.Key("datatype");
-    w.String(DataTypeName(t.dtype));
-    w.Key("shape");
-    w.BeginArray();
-    for (int64_t d : t.shape) w.Int(d);
-    w.EndArray();
+    WriteTensorHeader(w, t.name, DataTypeName(t.dtype), t.shape);
     if (r.binary[i]) {
       any_binary = true;
       w.Key("parameters");

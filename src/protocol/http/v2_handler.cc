@@ -67,14 +67,7 @@ void WriteSpecs(JsonWriter& w, const ModelConfig& c, const std::vector<TensorSpe
   w.BeginArray();
   for (const auto& s : specs) {
     w.BeginObject();
-    w.Key("name");
-    w.String(s.name);
-    w.Key("datatype");
-    w.String(DataTypeName(s.dtype));
-    w.Key("shape");
-    w.BeginArray();
-    for (int64_t d : c.FullShape(s)) w.Int(d);
-    w.EndArray();
+    WriteTensorHeader(w, s.name, DataTypeName(s.dtype), c.FullShape(s));
     w.EndObject();
   }
   w.EndArray();
