@@ -21,7 +21,10 @@ backend: xgboost
 max_batch_size: 256
 inputs:
   # tenure_months, monthly_charges, support_calls, contract_months; NaN = unknown
-  - {name: features, datatype: FP32, shape: [4]}
+  - name: features
+    datatype: FP32
+    shape: [4]
+    columns: [tenure_months, monthly_charges, support_calls, contract_months]  # for `berth batch`
 outputs:
   - {name: churn_probability, datatype: FP32, shape: [1]}
 instances: 1

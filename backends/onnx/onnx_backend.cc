@@ -353,7 +353,7 @@ class OnnxBackend final : public Backend {
       for (const OnnxValueInfo& v : list) {
         auto dtype = FromOnnxType(v.elem_type);
         if (!dtype) return InvalidArgument("'" + v.name + "' has ONNX element type " + std::to_string(v.elem_type));
-        TensorSpec spec{v.name, *dtype, {}};
+        TensorSpec spec{v.name, *dtype, {}, {}};
         for (size_t i = batched ? 1 : 0; i < v.dims.size(); ++i) spec.shape.push_back(v.dims[i].value);
         out->push_back(std::move(spec));
       }

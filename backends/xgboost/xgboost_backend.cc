@@ -506,8 +506,8 @@ class XgboostBackend final : public Backend {
       }
       ASSIGN_OR_RETURN(BoosterFacts facts, InspectBooster(booster->get()));
       if (c->max_batch_size == 0) c->max_batch_size = 256;
-      c->inputs = {TensorSpec{"features", DataType::kFp32, {facts.num_feature}}};
-      c->outputs = {TensorSpec{"predictions", DataType::kFp32, {facts.output_width}}};
+      c->inputs = {TensorSpec{"features", DataType::kFp32, {facts.num_feature}, {}}};
+      c->outputs = {TensorSpec{"predictions", DataType::kFp32, {facts.output_width}, {}}};
       return Status::Ok();
     } catch (const std::exception& e) {
       return Internal(std::string("xgboost backend: ") + e.what());

@@ -17,6 +17,20 @@ struct TensorSpec {
   DataType dtype = DataType::kFp32;
   // Excludes the batch dimension when max_batch_size > 0; -1 = any size.
   std::vector<int64_t> shape;
+  // Inputs only, for `berth batch`: the table columns that fill this input,
+  // in order (a one-hot column contributes one value per category).
+  std::vector<std::string> columns;
+};
+
+// Preprocessing of table columns before they fill model inputs (`berth
+// batch`); the keys are column names. Applied in this order: fill_missing,
+// then one_hot or standardize.
+struct Transforms {
+  std::map<std::string, std::string> fill_missing;               // value for an empty/NA field
+  std::map<std::string, std::pair<double, double>> standardize;  // (x - mean) / std
+  std::map<std::string, std::vector<std::string>> one_hot;       // categories, in output order
+
+  bool empty() const { return fill_missing.empty() && standardize.empty() && one_hot.empty(); }
 };
 
 // Triton-style dynamic batching: requests wait up to max_queue_delay_us for
@@ -47,6 +61,7 @@ struct ModelConfig {
   int64_t max_queue_size = 1024;                    // waiting requests; beyond it: 503
   VersionPolicy version_policy;
   int64_t warmup_requests = 0;  // synthetic executions before a version reports ready
+  Transforms transforms;
 
   bool batched() const { return max_batch_size > 0; }
   // The shape clients see: [-1, ...spec] when batched.

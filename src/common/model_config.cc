@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -53,6 +54,32 @@ class ConfigReader {
     return n.Scalar();
   }
 
+  // A non-empty list of non-empty strings.
+  Result<std::vector<std::string>> StringList(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsSequence() || n.size() == 0) return Error(key, "expected a non-empty list of names, got " + Describe(n));
+    std::vector<std::string> out;
+    for (size_t i = 0; i < n.size(); ++i) {
+      ASSIGN_OR_RETURN(std::string s, String(n[i], key + "[" + std::to_string(i) + "]"));
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  Result<double> Double(const YAML::Node& n, const std::string& key) const {
+    if (n.IsScalar()) {
+      const std::string& s = n.Scalar();
+      size_t used = 0;
+      double v = 0;
+      try {
+        v = std::stod(s, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (!s.empty() && used == s.size() && std::isfinite(v)) return v;
+    }
+    return Error(key, "expected a finite number, got " + Describe(n));
+  }
+
   // Fails on any key of `map` that is not in `allowed`.
   Status OnlyKeys(const YAML::Node& map, const std::string& where, const std::set<std::string>& allowed) const {
     for (const auto& kv : map) {
@@ -68,7 +95,11 @@ class ConfigReader {
 
   Result<TensorSpec> Spec(const YAML::Node& n, const std::string& key, bool is_input) const {
     if (!n.IsMap()) return Error(key, "expected a mapping {name, datatype, shape}, got " + Describe(n));
-    RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape"}));
+    if (is_input) {
+      RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape", "columns"}));
+    } else {
+      RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape"}));
+    }
     TensorSpec spec;
     for (const char* required : {"name", "datatype", "shape"}) {
       if (!n[required])
@@ -90,6 +121,9 @@ class ConfigReader {
     for (size_t i = 0; i < shape.size(); ++i) {
       ASSIGN_OR_RETURN(int64_t d, Int(shape[i], key + ".shape[" + std::to_string(i) + "]", -1, INT32_MAX));
       spec.shape.push_back(d);
+    }
+    if (const YAML::Node& cols = n["columns"]; cols) {
+      ASSIGN_OR_RETURN(spec.columns, StringList(cols, key + ".columns"));
     }
     return spec;
   }
@@ -140,6 +174,50 @@ Result<DynamicBatching> ParseDynamicBatching(const YAML::Node& db, const ModelCo
   return out;
 }
 
+Result<Transforms> ParseTransforms(const YAML::Node& n, const ConfigReader& r) {
+  Transforms t;
+  if (n.IsNull()) return t;
+  if (!n.IsMap()) return r.Error("transforms", "expected a mapping, got " + ConfigReader::Describe(n));
+  RETURN_IF_ERROR(r.OnlyKeys(n, "transforms", {"fill_missing", "standardize", "one_hot"}));
+  auto each = [&](const char* step, auto&& fn) -> Status {
+    const YAML::Node& m = n[step];
+    if (!m) return Status::Ok();
+    std::string key = std::string("transforms.") + step;
+    if (!m.IsMap()) return r.Error(key, "expected a mapping of column names, got " + ConfigReader::Describe(m));
+    for (const auto& kv : m) {
+      std::string col = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+      RETURN_IF_ERROR(fn(col, kv.second, key + "." + col));
+    }
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(each("fill_missing", [&](const std::string& col, const YAML::Node& v, const std::string& key) {
+    if (!v.IsScalar()) return r.Error(key, "expected a value, got " + ConfigReader::Describe(v));
+    t.fill_missing[col] = v.Scalar();
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(each("standardize", [&](const std::string& col, const YAML::Node& v, const std::string& key) {
+    if (!v.IsSequence() || v.size() != 2) {
+      return r.Error(key, "expected [mean, std], got " + ConfigReader::Describe(v));
+    }
+    ASSIGN_OR_RETURN(double mean, r.Double(v[0], key + "[0]"));
+    ASSIGN_OR_RETURN(double sd, r.Double(v[1], key + "[1]"));
+    if (sd <= 0) return r.Error(key + "[1]", "expected a standard deviation > 0, got '" + v[1].Scalar() + "'");
+    t.standardize[col] = {mean, sd};
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(each("one_hot", [&](const std::string& col, const YAML::Node& v, const std::string& key) {
+    ASSIGN_OR_RETURN(std::vector<std::string> cats, r.StringList(v, key));
+    std::set<std::string> seen;
+    for (const auto& c : cats) {
+      if (!seen.insert(c).second) return r.Error(key, "duplicate category '" + c + "'");
+    }
+    if (t.standardize.count(col)) return r.Error(key, "a column cannot be both one_hot and standardize");
+    t.one_hot[col] = std::move(cats);
+    return Status::Ok();
+  }));
+  return t;
+}
+
 Result<VersionPolicy> ParseVersionPolicy(const YAML::Node& n, const ConfigReader& r) {
   const std::string expected = "expected 'all', {latest: N} or {specific: [versions]}, got ";
   VersionPolicy p;
@@ -171,7 +249,7 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
   if (!root.IsMap()) return r.Error("(top level)", "expected a mapping of keys, got " + ConfigReader::Describe(root));
   RETURN_IF_ERROR(r.OnlyKeys(root, "",
                              {"backend", "max_batch_size", "inputs", "outputs", "instances", "threads", "parameters",
-                              "dynamic_batching", "version_policy", "warmup"}));
+                              "dynamic_batching", "version_policy", "warmup", "transforms"}));
   ModelConfig c;
   c.name = model_name;
   if (!root["backend"]) return r.Error("backend", "missing (name the backend plugin, e.g. 'backend: torchscript')");
@@ -214,6 +292,9 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
     if (w["requests"]) {
       ASSIGN_OR_RETURN(c.warmup_requests, r.Int(w["requests"], "warmup.requests", 0, 10000));
     }
+  }
+  if (const YAML::Node& tr = root["transforms"]; tr) {
+    ASSIGN_OR_RETURN(c.transforms, ParseTransforms(tr, r));
   }
   if (const YAML::Node& db = root["dynamic_batching"]; db) {
     ASSIGN_OR_RETURN(c.dynamic_batching, ParseDynamicBatching(db, c, r));

@@ -1,0 +1,53 @@
+// `berth batch`: stream a CSV or JSON Lines file through a model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "berth/status.h"
+
+namespace berth {
+
+struct BatchOptions {
+  std::string model_dir;  // a model directory (model.yaml + version directories)
+  int64_t version = -1;   // -1 = the highest
+  std::string backend_dir;
+  std::string in, out;
+  std::string rejects;                  // "" = OUT.rejects.csv / OUT.rejects.jsonl
+  std::string in_format;                // csv | jsonl; "" = from --in's extension (.jsonl/.ndjson = jsonl, else csv)
+  std::string out_format;               // csv | jsonl; "" = from --out's extension
+  std::vector<std::string> keep;        // input columns copied verbatim in front of the outputs
+  bool resume = false;                  // continue from OUT.checkpoint
+  int64_t max_rejects = 0;              // more rejects than this fail the run (after writing everything)
+  int64_t batch_size = 0;               // rows per execution; 0 = the model's max_batch_size
+  std::string progress = "auto";        // auto (a bar on a terminal) | bar | json | none
+  int64_t checkpoint_rows = 1'000'000;  // a durable checkpoint at least this often...
+  double checkpoint_secs = 2.0;         // ...and this often
+  size_t max_record_bytes = 64u << 20;
+  size_t block_bytes = 1u << 20;  // read size
+};
+
+struct BatchSummary {
+  int64_t rows_read = 0;
+  int64_t rows_written = 0;
+  int64_t rows_rejected = 0;
+  uint64_t bytes_read = 0;
+  double seconds = 0;
+  bool resumed = false;
+  std::string out_path, rejects_path;
+  std::string text;  // the one-line human summary
+  std::string json;  // the same as one JSON object
+  bool ok() const { return ok_; }
+  bool ok_ = true;  // false when rejects exceed --max-rejects
+};
+
+// Runs the model over every record of `in`, writing `out` and the rejects
+// file. An error means the run could not start or could not continue (bad
+// options, unreadable input, a model that fails to load, an I/O error); the
+// partial output and checkpoint stay for --resume. Rejected records are not
+// errors: they are counted in the summary, whose ok() says whether they stay
+// within --max-rejects.
+Result<BatchSummary> RunBatch(const BatchOptions& options);
+
+}  // namespace berth

@@ -1,0 +1,386 @@
+#include "batch/record_reader.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace berth {
+namespace {
+
+std::string ErrnoText() { return std::strerror(errno); }
+
+// Reads RFC 4180 CSV as pandas' C parser does: a quote opens a quoted field
+// only at the start of a field; inside one, "" is a quote; characters after
+// the closing quote and before the next comma are kept; a quote elsewhere is
+// data; CRLF and LF end records, blank lines are skipped.
+class CsvReader final : public RecordReader {
+ public:
+  CsvReader(int fd, const Options& options, uint64_t size) : RecordReader(fd, options, size) {}
+
+  Status ReadHeader() {
+    ASSIGN_OR_RETURN(size_t n, Fill(3));
+    if (n >= 3 && std::memcmp(pos_, "\xEF\xBB\xBF", 3) == 0) pos_ += 3;  // UTF-8 BOM
+    Record header;
+    ASSIGN_OR_RETURN(bool any, ReadRecord(&header, /*check_count=*/false));
+    if (!any) return InvalidArgument("the file is empty: a CSV file needs a header row naming its columns");
+    if (!header.error.ok()) return InvalidArgument("header row: " + header.error.message());
+    for (std::string_view f : header.fields) columns_.emplace_back(f);
+    data_offset_ = offset();
+    data_line_ = line_;
+    return Status::Ok();
+  }
+
+  Result<bool> Next(Record* record) override { return ReadRecord(record, /*check_count=*/true); }
+
+ private:
+  Result<bool> ReadRecord(Record* rec, bool check_count) {
+    for (;;) {
+      if (pos_ == end_) {
+        ASSIGN_OR_RETURN(size_t n, Fill(1));
+        if (n == 0) return false;
+      }
+      size_t i = 0;  // scan position, relative to pos_ (survives refills)
+      size_t len = 0, term = 0;
+      bool in_quotes = false, had_quotes = false;
+      for (;;) {
+        const char* b = pos_;
+        size_t avail = static_cast<size_t>(end_ - pos_);
+        bool need_more = false;
+        if (!in_quotes) {
+          auto* nl = static_cast<const char*>(std::memchr(b + i, '\n', avail - i));
+          size_t stop = nl ? static_cast<size_t>(nl - b) : avail;
+          auto* q = static_cast<const char*>(std::memchr(b + i, '"', stop - i));
+          while (q && q != b && q[-1] != ',') {  // a quote inside an unquoted field is data
+            q = static_cast<const char*>(std::memchr(q + 1, '"', stop - static_cast<size_t>(q + 1 - b)));
+          }
+          if (q) {
+            in_quotes = had_quotes = true;
+            i = static_cast<size_t>(q - b) + 1;
+            continue;
+          }
+          if (nl) {
+            len = stop;
+            term = 1;
+            break;
+          }
+          i = avail;
+          need_more = true;
+        } else {
+          auto* q = static_cast<const char*>(std::memchr(b + i, '"', avail - i));
+          if (!q) {
+            i = avail;
+            need_more = true;
+          } else if (static_cast<size_t>(q - b) + 1 == avail && !eof_) {
+            i = static_cast<size_t>(q - b);  // is it "" or a closing quote? read on
+            need_more = true;
+          } else if (static_cast<size_t>(q - b) + 1 < avail && q[1] == '"') {
+            i = static_cast<size_t>(q - b) + 2;
+            continue;
+          } else {
+            in_quotes = false;
+            i = static_cast<size_t>(q - b) + 1;
+            continue;
+          }
+        }
+        if (need_more && eof_) {
+          len = avail;
+          break;
+        }
+        if (avail > options_.max_record_bytes) {
+          return ResourceExhausted("line " + std::to_string(line_) + ": a record longer than " +
+                                   std::to_string(options_.max_record_bytes) +
+                                   " bytes (an unterminated quote?); raise --max-record-bytes");
+        }
+        RETURN_IF_ERROR(Fill(avail + options_.block_bytes).status());
+      }
+      const char* b = pos_;
+      size_t content = len;
+      if (content > 0 && b[content - 1] == '\r' && !in_quotes) --content;
+      int64_t newlines = std::count(b, b + len + term, '\n');
+      if (content == 0 && !in_quotes) {  // a blank line
+        pos_ += len + term;
+        line_ += newlines;
+        continue;
+      }
+      rec->line = line_;
+      rec->raw = std::string_view(b, content);
+      rec->error = Status::Ok();
+      if (in_quotes) {
+        rec->error = InvalidArgument("unterminated quoted field (the file ends inside quotes)");
+        rec->fields.clear();
+      } else {
+        SplitFields(rec->raw, had_quotes, &rec->fields);
+        if (check_count && rec->fields.size() != columns_.size()) {
+          rec->error = InvalidArgument("expected " + std::to_string(columns_.size()) +
+                                       " fields (as in the header), got " + std::to_string(rec->fields.size()));
+        }
+      }
+      pos_ += len + term;
+      line_ += newlines;
+      rec->end_offset = offset();
+      rec->end_line = line_;
+      return true;
+    }
+  }
+
+  void SplitFields(std::string_view r, bool had_quotes, std::vector<std::string_view>* fields) {
+    fields->clear();
+    const char* p = r.data();
+    const char* e = p + r.size();
+    if (!had_quotes) {
+      for (;;) {
+        auto* c = static_cast<const char*>(std::memchr(p, ',', static_cast<size_t>(e - p)));
+        if (!c) {
+          fields->emplace_back(p, static_cast<size_t>(e - p));
+          return;
+        }
+        fields->emplace_back(p, static_cast<size_t>(c - p));
+        p = c + 1;
+      }
+    }
+    // Slow path: unescape quoted fields into their own strings.
+    size_t n = static_cast<size_t>(std::count(p, e, ',')) + 1;
+    if (store_.size() < n) store_.resize(n);
+    size_t k = 0;
+    for (;;) {
+      std::string& s = store_[k++];
+      s.clear();
+      if (p < e && *p == '"') {
+        ++p;
+        for (;;) {  // in quotes
+          auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(e - p)));
+          if (!q) q = e;  // cannot happen: the scan saw the closing quote
+          s.append(p, q);
+          p = q + 1;
+          if (q + 1 < e && q[1] == '"') {
+            s.push_back('"');
+            p = q + 2;
+            continue;
+          }
+          break;
+        }
+        if (p > e) p = e;
+      }
+      auto* c = static_cast<const char*>(std::memchr(p, ',', static_cast<size_t>(e - p)));
+      const char* stop = c ? c : e;
+      s.append(p, stop);  // after a closing quote, up to the comma: kept as data
+      fields->emplace_back(s);
+      if (!c) return;
+      p = c + 1;
+    }
+  }
+
+  std::vector<std::string> store_;
+};
+
+// One JSON object per line; blank lines are skipped.
+class JsonlReader final : public RecordReader {
+ public:
+  JsonlReader(int fd, const Options& options, uint64_t size) : RecordReader(fd, options, size) {}
+
+  Status ReadFirstKeys() {
+    ASSIGN_OR_RETURN(size_t n, Fill(3));
+    if (n >= 3 && std::memcmp(pos_, "\xEF\xBB\xBF", 3) == 0) pos_ += 3;
+    data_offset_ = offset();
+    data_line_ = line_;
+    uint64_t start = offset();
+    int64_t line = line_;
+    Record first;
+    ASSIGN_OR_RETURN(bool any, Next(&first));
+    if (!any) return InvalidArgument("the file is empty: JSON Lines input needs at least one record");
+    if (!first.error.ok()) return InvalidArgument("line " + std::to_string(first.line) + ": " + first.error.message());
+    simdjson::dom::object obj = doc_.get_object().value_unsafe();
+    for (auto field : obj) columns_.emplace_back(field.key);
+    return Seek(start, line);
+  }
+
+  void SelectColumns(const std::vector<std::string>& names) override { selected_ = names; }
+
+  Result<bool> Next(Record* rec) override {
+    for (;;) {
+      const char* nl = nullptr;
+      ASSIGN_OR_RETURN(bool any, NextLine(&nl));
+      if (!any) return false;
+      const char* b = pos_;
+      size_t len = static_cast<size_t>(nl - b);
+      size_t content = len;
+      if (content > 0 && b[content - 1] == '\r') --content;
+      size_t term = nl < end_ ? 1 : 0;
+      bool blank = std::all_of(b, b + content, [](char c) { return c == ' ' || c == '\t'; });
+      pos_ += len + term;
+      rec->line = line_;
+      line_ += static_cast<int64_t>(term);
+      if (blank) continue;
+      rec->raw = std::string_view(b, content);
+      rec->end_offset = offset();
+      rec->end_line = line_;
+      rec->error = Parse(rec);
+      return true;
+    }
+  }
+
+ private:
+  Status Parse(Record* rec) {
+    // The buffer keeps simdjson::SIMDJSON_PADDING spare bytes, so no copy is needed.
+    if (auto err = parser_.parse(rec->raw.data(), rec->raw.size(), false).get(doc_)) {
+      return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(err));
+    }
+    if (!doc_.is_object()) return InvalidArgument("expected a JSON object {\"column\": value, ...}");
+    simdjson::dom::object obj = doc_.get_object().value_unsafe();
+    size_t n = selected_.size();
+    rec->fields.assign(n, std::string_view());
+    rec->json_fields.assign(n, std::string_view());
+    if (text_.size() < n) text_.resize(n);
+    if (json_.size() < n) json_.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      simdjson::dom::element v;
+      if (obj.at_key(selected_[i]).get(v)) continue;  // absent: missing
+      json_[i] = simdjson::minify(v);
+      rec->json_fields[i] = json_[i];
+      std::string& t = text_[i];
+      t.clear();
+      switch (v.type()) {
+        case simdjson::dom::element_type::NULL_VALUE: break;
+        case simdjson::dom::element_type::STRING: t = std::string(v.get_string().value_unsafe()); break;
+        case simdjson::dom::element_type::BOOL: t = v.get_bool().value_unsafe() ? "true" : "false"; break;
+        case simdjson::dom::element_type::INT64:
+        case simdjson::dom::element_type::UINT64:
+        case simdjson::dom::element_type::DOUBLE: t = json_[i]; break;
+        default:
+          return InvalidArgument("column '" + selected_[i] + "': expected a number, string, bool or null, got " +
+                                 (v.is_array() ? "an array" : "an object"));
+      }
+      rec->fields[i] = t;
+    }
+    return Status::Ok();
+  }
+
+  simdjson::dom::parser parser_;
+  simdjson::dom::element doc_;
+  std::vector<std::string> selected_;
+  std::vector<std::string> text_, json_;
+};
+
+Result<int> OpenFile(const std::string& path, uint64_t* size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NotFound("--in " + path + ": cannot open: " + ErrnoText());
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return InvalidArgument("--in " + path + ": not a regular file");
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return fd;
+}
+
+}  // namespace
+
+RecordReader::RecordReader(int fd, const Options& options, uint64_t file_size)
+    : fd_(fd), options_(options), file_size_(file_size) {
+  buf_.resize(options_.block_bytes + simdjson::SIMDJSON_PADDING);
+  pos_ = end_ = buf_.data();
+}
+
+RecordReader::~RecordReader() { ::close(fd_); }
+
+Result<std::unique_ptr<RecordReader>> RecordReader::OpenCsv(const std::string& path, const Options& options) {
+  uint64_t size = 0;
+  ASSIGN_OR_RETURN(int fd, OpenFile(path, &size));
+  auto reader = std::make_unique<CsvReader>(fd, options, size);
+  if (Status s = reader->ReadHeader(); !s.ok()) return s.WithContext("--in " + path);
+  return std::unique_ptr<RecordReader>(std::move(reader));
+}
+
+Result<std::unique_ptr<RecordReader>> RecordReader::OpenJsonl(const std::string& path, const Options& options) {
+  uint64_t size = 0;
+  ASSIGN_OR_RETURN(int fd, OpenFile(path, &size));
+  auto reader = std::make_unique<JsonlReader>(fd, options, size);
+  if (Status s = reader->ReadFirstKeys(); !s.ok()) return s.WithContext("--in " + path);
+  return std::unique_ptr<RecordReader>(std::move(reader));
+}
+
+Status RecordReader::Seek(uint64_t offset, int64_t line) {
+  if (offset > file_size_) {
+    return InvalidArgument("cannot continue at byte " + std::to_string(offset) + ": the input has only " +
+                           std::to_string(file_size_) + " bytes");
+  }
+  if (::lseek(fd_, static_cast<off_t>(offset), SEEK_SET) < 0) return Internal("seek: " + ErrnoText());
+  pos_ = end_ = buf_.data();
+  file_pos_ = offset;
+  eof_ = false;
+  line_ = line;
+  return Status::Ok();
+}
+
+Result<size_t> RecordReader::Fill(size_t want) {
+  size_t avail = static_cast<size_t>(end_ - pos_);
+  if (avail >= want || eof_) return avail;
+  size_t cap = std::max(want, avail + options_.block_bytes);
+  if (buf_.size() < cap + simdjson::SIMDJSON_PADDING) {
+    std::vector<char> bigger(cap + simdjson::SIMDJSON_PADDING);
+    std::memcpy(bigger.data(), pos_, avail);
+    buf_.swap(bigger);
+  } else {
+    std::memmove(buf_.data(), pos_, avail);
+  }
+  pos_ = buf_.data();
+  end_ = pos_ + avail;
+  size_t room = buf_.size() - simdjson::SIMDJSON_PADDING - avail;
+  while (static_cast<size_t>(end_ - pos_) < want && room > 0) {
+    ssize_t n = ::read(fd_, const_cast<char*>(end_), room);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Internal("read: " + ErrnoText());
+    }
+    if (n == 0) {
+      eof_ = true;
+      break;
+    }
+    end_ += n;
+    room -= static_cast<size_t>(n);
+    file_pos_ += static_cast<uint64_t>(n);
+  }
+  std::memset(const_cast<char*>(end_), 0, simdjson::SIMDJSON_PADDING);
+  return static_cast<size_t>(end_ - pos_);
+}
+
+Result<bool> RecordReader::NextLine(const char** line_end) {
+  size_t i = 0;
+  for (;;) {
+    size_t avail = static_cast<size_t>(end_ - pos_);
+    if (auto* nl = static_cast<const char*>(std::memchr(pos_ + i, '\n', avail - i))) {
+      *line_end = nl;
+      return true;
+    }
+    if (eof_) {
+      *line_end = end_;
+      return avail > 0;
+    }
+    if (avail > options_.max_record_bytes) {
+      return ResourceExhausted("line " + std::to_string(line_) + ": a line longer than " +
+                               std::to_string(options_.max_record_bytes) + " bytes; raise --max-record-bytes");
+    }
+    i = avail;
+    RETURN_IF_ERROR(Fill(avail + options_.block_bytes).status());
+  }
+}
+
+void AppendCsvField(std::string_view field, std::string* out) {
+  if (field.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out->append(field);
+    return;
+  }
+  out->push_back('"');
+  for (char c : field) {
+    if (c == '"') out->push_back('"');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+}  // namespace berth

@@ -1,0 +1,65 @@
+#include "batch_command.h"
+
+#include <iostream>
+#include <memory>
+
+#include "berth/batch.h"
+
+namespace berth {
+
+Subcommand AddBatchCommand(CLI::App& parent) {
+  auto o = std::make_shared<BatchOptions>();
+  auto* app = parent.add_subcommand("batch", "Run a model over a CSV or JSON Lines file, streaming, losing no row");
+  app->add_option("model_dir", o->model_dir, "Model directory (holding model.yaml and version directories)")
+      ->required();
+  app->add_option("--in", o->in, "Input file (.csv, or .jsonl/.ndjson for JSON Lines)")->required();
+  app->add_option("--out", o->out, "Output file; written as OUT.partial and renamed when the run ends")->required();
+  app->add_option("--rejects", o->rejects, "Rejected records with line and reason (default: OUT.rejects.csv)");
+  app->add_option("--keep", o->keep, "Input columns copied verbatim in front of the outputs (comma-separated)")
+      ->delimiter(',');
+  app->add_flag("--resume", o->resume, "Continue a killed run from OUT.checkpoint");
+  app->add_option("--format", o->out_format, "Output format: csv or jsonl (default: from --out's extension)")
+      ->check(CLI::IsMember({"csv", "jsonl"}));
+  app->add_option("--in-format", o->in_format, "Input format: csv or jsonl (default: from --in's extension)")
+      ->check(CLI::IsMember({"csv", "jsonl"}));
+  app->add_option("--max-rejects", o->max_rejects, "More rejected records than this fail the run (exit 1)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, INT64_MAX));
+  app->add_option("--batch-size", o->batch_size, "Rows per model execution (default: the model's max_batch_size)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app->add_option("--version", o->version, "Model version (default: the highest)");
+  app->add_option("--backend-dir", o->backend_dir, "Directory of backend plugins");
+  app->add_option("--progress", o->progress, "auto (a bar on a terminal), bar, json (lines on stderr) or none")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "bar", "json", "none"}));
+  app->add_option("--checkpoint-rows", o->checkpoint_rows, "Checkpoint at least every N rows")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, INT64_MAX));
+  app->add_option("--checkpoint-secs", o->checkpoint_secs, "Checkpoint at least every S seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  app->add_option("--max-record-bytes", o->max_record_bytes, "Longest record accepted (a longer one stops the run)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 34));
+  app->add_option("--block-bytes", o->block_bytes, "Read size")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{4096}, size_t{1} << 30));
+  return {app, [o]() {
+            auto summary = RunBatch(*o);
+            if (!summary.ok()) {
+              std::cerr << "berth batch: " << summary.status().message() << "\n";
+              return 1;
+            }
+            if (o->progress == "json") std::cerr << summary->json << "\n";
+            std::cerr << summary->text << "\n";
+            if (!summary->ok()) {
+              std::cerr << "berth batch: FAILED: " << summary->rows_rejected
+                        << " rejected records, more than --max-rejects " << o->max_rejects << " (see "
+                        << summary->rejects_path << ")\n";
+              return 1;
+            }
+            return 0;
+          }};
+}
+
+}  // namespace berth
