@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "batch_command.h"
 #include "bench_command.h"
 #include "berth/server.h"
 #include "common/logging.h"
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
   inspect->add_option("--backend-dir", inspect_opts.backend_dir, "Directory of backend plugins");
 
   berth::Subcommand bench = berth::AddBenchCommand(app);
+  berth::Subcommand batch = berth::AddBatchCommand(app);
 
   auto* help = app.add_subcommand("help", "Show this help");
 
@@ -99,13 +101,14 @@ int main(int argc, char** argv) {
     std::cout << app.get_formatter()->make_help(&app, "berth", CLI::AppFormatMode::Normal);
     return 0;
   }
-  if ((predict->parsed() || inspect->parsed()) && log_level == "info")
+  if ((predict->parsed() || inspect->parsed() || batch.app->parsed()) && log_level == "info")
     log_level = "warn";  // keep stdout/stderr for the answer
   if (auto s = berth::InitLogging(log_level); !s.ok()) {
     std::cerr << "berth: " << s.message() << "\n";
     return 2;
   }
   if (bench.app->parsed()) return bench.run();
+  if (batch.app->parsed()) return batch.run();
   if (inspect->parsed()) {
     auto out = berth::RunInspect(inspect_opts);
     if (!out.ok()) {
