@@ -18,7 +18,7 @@ MODEL = HERE / "models" / "churn"
 
 CONFIG = """\
 backend: xgboost
-max_batch_size: 256
+max_batch_size: 1024
 inputs:
   # tenure_months, monthly_charges, support_calls, contract_months; NaN = unknown
   - name: features

@@ -90,7 +90,9 @@ class BatchRun {
   int64_t batch_rows_ = 1;
   size_t window_ = 4;
   bool resumed_ = false;
-  int64_t resume_rows_ = 0;  // rows done before this run (resume)
+  int64_t resume_rows_ = 0;        // rows done before this run (resume)
+  size_t raw_hint_ = 0;            // bytes of raw text in the largest batch so far
+  std::vector<size_t> data_hint_;  // per input: bytes in the largest batch so far
   uint64_t start_offset_ = 0;
 
   // The in-flight batches, in input order.
@@ -265,6 +267,14 @@ Status BatchRun::Produce() {
     auto b = std::make_shared<Batch>();
     b->data.resize(mapper_->num_inputs());
     b->row_end.resize(mapper_->num_inputs());
+    // Sized like the previous batch, so a batch fills without reallocating.
+    b->entries.reserve(static_cast<size_t>(batch_rows_));
+    b->raw_end.reserve(static_cast<size_t>(batch_rows_));
+    b->raw_arena.reserve(raw_hint_);
+    for (size_t i = 0; i < b->data.size(); ++i) {
+      b->data[i].reserve(data_hint_.size() > i ? data_hint_[i] : 0);
+      b->row_end[i].reserve(static_cast<size_t>(batch_rows_));
+    }
     b->end_offset = reader_->offset();
     b->end_line = 0;
     while (b->rows < batch_rows_) {
@@ -300,6 +310,9 @@ Status BatchRun::Produce() {
       b->end_line = rec.end_line;
     }
     if (b->entries.empty()) break;
+    raw_hint_ = std::max(raw_hint_, b->raw_arena.size());
+    data_hint_.resize(b->data.size());
+    for (size_t i = 0; i < b->data.size(); ++i) data_hint_[i] = std::max(data_hint_[i], b->data[i].size());
     produce_busy_ += Since(t0);
 
     if (b->rows > 0) {

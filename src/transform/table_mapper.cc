@@ -1,5 +1,7 @@
 #include "transform/table_mapper.h"
 
+#include <fast_float/fast_float.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -30,12 +32,16 @@ std::string Join(const std::vector<std::string>& names, size_t limit = 12) {
 // A number as pandas reads one: optional sign, decimal or exponent form,
 // inf/nan; surrounding spaces allowed. Out-of-range values become ±inf or 0.
 bool ParseDouble(std::string_view s, double* out) {
+  if (!s.empty() && s.front() >= '0' && s.front() <= '9') {  // the common case: a plain number
+    auto r = fast_float::from_chars(s.data(), s.data() + s.size(), *out);
+    if (r.ptr == s.data() + s.size() && r.ec == std::errc()) return true;
+  }
   s = Trim(s);
   if (s.empty()) return false;
   std::string_view body = s;
   if (body.front() == '+') body.remove_prefix(1);
   if (body.empty() || body.front() == '+' || (body.front() == '-' && body.size() > 1 && body[1] == '+')) return false;
-  auto r = std::from_chars(body.data(), body.data() + body.size(), *out);
+  auto r = fast_float::from_chars(body.data(), body.data() + body.size(), *out);
   if (r.ptr != body.data() + body.size()) return false;
   if (r.ec == std::errc::result_out_of_range) {
     std::string copy(body);
@@ -185,6 +191,8 @@ Result<TableMapper> TableMapper::Create(const ModelConfig& config, const std::ve
     for (int64_t& d : in.row_shape) {
       if (d < 0) d = values / fixed;
     }
+    in.plain_fp32 = in.dtype == DataType::kFp32 && std::all_of(in.sources.begin(), in.sources.end(),
+                                                               [](const Source& s) { return s.categories.empty(); });
     m.inputs_.push_back(std::move(in));
   }
   for (const auto& [name, v] : tr.fill_missing) {
@@ -273,6 +281,31 @@ Status TableMapper::AppendRow(const std::vector<std::string_view>& fields,
   for (size_t i = 0; i < inputs_.size(); ++i) mark[i] = (*data)[i].size();
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const Input& in = inputs_[i];
+    if (in.plain_fp32) {  // fast path: numbers straight into the tensor
+      std::vector<uint8_t>& out = (*data)[i];
+      size_t at = out.size();
+      out.resize(at + 4 * in.sources.size());
+      uint8_t* dst = out.data() + at;
+      bool ok = true;
+      for (const Source& src : in.sources) {
+        std::string_view text = fields[src.column];
+        if (src.has_fill && IsMissingText(Trim(text))) text = src.fill;
+        double v;
+        if (!ParseDouble(text, &v)) {
+          if (!IsMissingText(Trim(text))) {
+            ok = false;
+            break;
+          }
+          v = std::numeric_limits<double>::quiet_NaN();
+        }
+        if (src.standardize) v = (v - src.mean) / src.sd;
+        float f = static_cast<float>(v);
+        std::memcpy(dst, &f, 4);
+        dst += 4;
+      }
+      if (ok) continue;
+      out.resize(at);  // the general path below says why
+    }
     for (const Source& src : in.sources) {
       Status s = AppendValue(src, in, fields[src.column], &(*data)[i]);
       if (!s.ok()) {

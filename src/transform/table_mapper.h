@@ -51,6 +51,7 @@ class TableMapper {
     DataType dtype = DataType::kFp32;
     std::vector<int64_t> row_shape;
     std::vector<Source> sources;
+    bool plain_fp32 = false;  // FP32 from number columns only (no one_hot)
   };
 
   Status AppendValue(const Source& src, const Input& in, std::string_view text, std::vector<uint8_t>* out) const;
