@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   libboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libfast-float-dev python3-pandas
   libtorch-dev libopenblas0-pthread libxgboost-dev libopencv-dnn-dev
   python3-torch python3-numpy python3-pytest python3-requests python3-xgboost python3-onnx
   python3-prometheus-client
