@@ -40,17 +40,22 @@ double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 struct Batch {
   struct Entry {
     int64_t line = 0;
-    int64_t row = -1;    // index among the mapped rows; -1 = rejected
-    std::string reason;  // rejects: why
+    int64_t row = -1;     // index among the mapped rows; -1 = rejected
+    uint64_t offset = 0;  // where the record's text is in the input (read back for rejects)
+    uint32_t length = 0;
+    int32_t reject = -1;  // index into rejects: why it was rejected while reading
+  };
+  struct Reject {
+    std::string reason;
+    std::string raw;  // the original record
   };
   std::vector<Entry> entries;
+  std::vector<Reject> rejects;
   int64_t rows = 0;                          // mapped rows
   std::vector<std::vector<uint8_t>> data;    // per input: the mapped rows' values
-  std::vector<std::vector<size_t>> row_end;  // per input: where each row's values end
+  std::vector<std::vector<size_t>> row_end;  // per BYTES input: where each row's values end
   std::string keep_arena;                    // kept values of mapped rows, back to back
   std::vector<size_t> keep_end;              // rows x keep columns
-  std::string raw_arena;                     // every record's original text, back to back
-  std::vector<size_t> raw_end;               // per entry
   uint64_t end_offset = 0;                   // input offset after the last record
   int64_t end_line = 1;
 
@@ -91,7 +96,6 @@ class BatchRun {
   size_t window_ = 4;
   bool resumed_ = false;
   int64_t resume_rows_ = 0;        // rows done before this run (resume)
-  size_t raw_hint_ = 0;            // bytes of raw text in the largest batch so far
   std::vector<size_t> data_hint_;  // per input: bytes in the largest batch so far
   uint64_t start_offset_ = 0;
 
@@ -243,8 +247,15 @@ std::unique_ptr<InferRequest> BatchRun::MakeRequest(const Batch& b, int64_t firs
     if (config.batched()) t.shape.push_back(count);
     const auto& rs = mapper_->row_shape(i);
     t.shape.insert(t.shape.end(), rs.begin(), rs.end());
-    size_t from = first == 0 ? 0 : b.row_end[i][static_cast<size_t>(first - 1)];
-    size_t to = b.row_end[i][static_cast<size_t>(first + count - 1)];
+    size_t from, to;
+    if (b.row_end[i].empty()) {  // fixed-size values: every row is as long
+      size_t row_bytes = b.data[i].size() / static_cast<size_t>(b.rows);
+      from = static_cast<size_t>(first) * row_bytes;
+      to = static_cast<size_t>(first + count) * row_bytes;
+    } else {
+      from = first == 0 ? 0 : b.row_end[i][static_cast<size_t>(first - 1)];
+      to = b.row_end[i][static_cast<size_t>(first + count - 1)];
+    }
     if (first == 0 && count == b.rows) {
       t.data = b.data[i];
     } else {
@@ -269,11 +280,9 @@ Status BatchRun::Produce() {
     b->row_end.resize(mapper_->num_inputs());
     // Sized like the previous batch, so a batch fills without reallocating.
     b->entries.reserve(static_cast<size_t>(batch_rows_));
-    b->raw_end.reserve(static_cast<size_t>(batch_rows_));
-    b->raw_arena.reserve(raw_hint_);
     for (size_t i = 0; i < b->data.size(); ++i) {
       b->data[i].reserve(data_hint_.size() > i ? data_hint_[i] : 0);
-      b->row_end[i].reserve(static_cast<size_t>(batch_rows_));
+      if (mapper_->input_dtype(i) == DataType::kBytes) b->row_end[i].reserve(static_cast<size_t>(batch_rows_));
     }
     b->end_offset = reader_->offset();
     b->end_line = 0;
@@ -288,7 +297,9 @@ Status BatchRun::Produce() {
       Status s = rec.error.ok() ? mapper_->AppendRow(rec.fields, &b->data) : rec.error;
       if (s.ok()) {
         e.row = b->rows++;
-        for (size_t i = 0; i < b->data.size(); ++i) b->row_end[i].push_back(b->data[i].size());
+        for (size_t i = 0; i < b->data.size(); ++i) {
+          if (mapper_->input_dtype(i) == DataType::kBytes) b->row_end[i].push_back(b->data[i].size());
+        }
         for (size_t k : keep_index_) {
           std::string_view v = k < rec.fields.size() ? rec.fields[k] : std::string_view();
           if (json_out && json_in) {
@@ -301,16 +312,16 @@ Status BatchRun::Produce() {
           b->keep_end.push_back(b->keep_arena.size());
         }
       } else {
-        e.reason = s.message();
+        e.reject = static_cast<int32_t>(b->rejects.size());
+        b->rejects.push_back({s.message(), std::string(rec.raw)});
       }
-      b->raw_arena.append(rec.raw);
-      b->raw_end.push_back(b->raw_arena.size());
+      e.offset = rec.offset;
+      e.length = static_cast<uint32_t>(rec.raw.size());
       b->entries.push_back(std::move(e));
       b->end_offset = rec.end_offset;
       b->end_line = rec.end_line;
     }
     if (b->entries.empty()) break;
-    raw_hint_ = std::max(raw_hint_, b->raw_arena.size());
     data_hint_.resize(b->data.size());
     for (size_t i = 0; i < b->data.size(); ++i) data_hint_[i] = std::max(data_hint_[i], b->data[i].size());
     produce_busy_ += Since(t0);
@@ -421,11 +432,15 @@ Status BatchRun::WriteBatch(Batch& b) {
   std::vector<std::string_view> keep(keep_index_.size());
   for (size_t i = 0; i < b.entries.size(); ++i) {
     const Batch::Entry& e = b.entries[i];
-    std::string_view reason = e.reason;
-    if (e.row >= 0 && resp[static_cast<size_t>(e.row)] == nullptr) reason = row_error[static_cast<size_t>(e.row)];
     if (e.row < 0 || resp[static_cast<size_t>(e.row)] == nullptr) {
-      size_t from = i == 0 ? 0 : b.raw_end[i - 1];
-      writer_->AppendReject(e.line, reason, std::string_view(b.raw_arena).substr(from, b.raw_end[i] - from), &rej);
+      if (e.reject >= 0) {
+        const Batch::Reject& r = b.rejects[static_cast<size_t>(e.reject)];
+        writer_->AppendReject(e.line, r.reason, r.raw, &rej);
+      } else {  // the model failed on a row that mapped: its text is read back from the input
+        std::string raw;
+        RETURN_IF_ERROR(reader_->ReadRaw(e.offset, e.length, &raw));
+        writer_->AppendReject(e.line, row_error[static_cast<size_t>(e.row)], raw, &rej);
+      }
       ++rejected;
       continue;
     }

@@ -109,6 +109,7 @@ class CsvReader final : public RecordReader {
         continue;
       }
       rec->line = line_;
+      rec->offset = offset();
       rec->raw = std::string_view(b, content);
       rec->error = Status::Ok();
       if (in_quotes) {
@@ -155,6 +156,7 @@ class CsvReader final : public RecordReader {
     if (content_end == b) return false;  // a blank line: the general path skips it
     rec->fields.emplace_back(field, static_cast<size_t>(content_end - field));
     rec->line = line_;
+    rec->offset = offset();
     rec->raw = std::string_view(b, static_cast<size_t>(content_end - b));
     rec->error = Status::Ok();
     if (check_count && rec->fields.size() != columns_.size()) {
@@ -247,6 +249,7 @@ class JsonlReader final : public RecordReader {
       ASSIGN_OR_RETURN(bool any, NextLine(&nl));
       if (!any) return false;
       const char* b = pos_;
+      uint64_t start = offset();
       size_t len = static_cast<size_t>(nl - b);
       size_t content = len;
       if (content > 0 && b[content - 1] == '\r') --content;
@@ -257,6 +260,7 @@ class JsonlReader final : public RecordReader {
       line_ += static_cast<int64_t>(term);
       if (blank) continue;
       rec->raw = std::string_view(b, content);
+      rec->offset = start;
       rec->end_offset = offset();
       rec->end_line = line_;
       rec->error = Parse(rec);
@@ -354,6 +358,18 @@ Status RecordReader::Seek(uint64_t offset, int64_t line) {
   file_pos_ = offset;
   eof_ = false;
   line_ = line;
+  return Status::Ok();
+}
+
+Status RecordReader::ReadRaw(uint64_t offset, size_t length, std::string* out) const {
+  out->resize(length);
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(fd_, out->data() + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Internal("reading the input again at byte " + std::to_string(offset) + ": " + ErrnoText());
+    done += static_cast<size_t>(n);
+  }
   return Status::Ok();
 }
 

@@ -20,6 +20,7 @@ namespace berth {
 // call to Next().
 struct Record {
   int64_t line = 0;         // 1-based line of the file where the record starts
+  uint64_t offset = 0;      // byte offset where the record starts
   uint64_t end_offset = 0;  // byte offset just past the record and its line end
   int64_t end_line = 0;     // the line the next record starts on
   std::string_view raw;     // the record's bytes without its line end
@@ -61,6 +62,10 @@ class RecordReader {
 
   // Continues reading at `offset`, which starts a record on line `line`.
   Status Seek(uint64_t offset, int64_t line);
+
+  // Reads `length` bytes at `offset` (a record's raw text, again). Safe to
+  // call from another thread while Next() runs.
+  Status ReadRaw(uint64_t offset, size_t length, std::string* out) const;
 
   // The next record: true, false at the end of the file, or an I/O error or
   // a record over max_record_bytes. Blank lines are skipped.
