@@ -28,10 +28,11 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktra
 echo "== unit tests (sanitizers)"
 ctest --test-dir build-asan --output-on-failure -j 2
 echo "== protocol end-to-end tests (sanitizers, identity backend)"
-BERTH_BIN=build-asan/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider -m "not torch and not xgboost and not onnx"
+BERTH_BIN=build-asan/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider -m "not torch and not xgboost and not onnx and not container"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== benchmark smoke (scripts must work; no timing is asserted)"
 DURATION=1 bash bench/serve_mlp.sh --smoke
 bash bench/serve_transformer.sh --smoke
+bash bench/batch.sh --smoke
 echo "== all tests passed"
