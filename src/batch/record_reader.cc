@@ -136,13 +136,20 @@ class CsvReader final : public RecordReader {
     const char* b = pos_;
     const char* p = b;
     const char* e = end_;
-    rec->fields.clear();
+    std::vector<std::string_view>& fields = rec->fields;
+    if (fields.size() < columns_.size()) fields.resize(columns_.size());
+    size_t n = 0;  // fields found; the vector is cut to n at the end
     const char* field = b;
     for (; p < e; ++p) {
       char c = *p;
       if (c != ',' && c != '\n' && c != '"') continue;
       if (c == ',') {
-        rec->fields.emplace_back(field, static_cast<size_t>(p - field));
+        if (n < fields.size()) {
+          fields[n] = std::string_view(field, static_cast<size_t>(p - field));
+        } else {
+          fields.emplace_back(field, static_cast<size_t>(p - field));
+        }
+        ++n;
         field = p + 1;
       } else if (c == '\n') {
         break;
@@ -154,7 +161,12 @@ class CsvReader final : public RecordReader {
     const char* content_end = p;
     if (content_end > b && content_end[-1] == '\r') --content_end;
     if (content_end == b) return false;  // a blank line: the general path skips it
-    rec->fields.emplace_back(field, static_cast<size_t>(content_end - field));
+    if (n < fields.size()) {
+      fields[n] = std::string_view(field, static_cast<size_t>(content_end - field));
+      fields.resize(n + 1);
+    } else {
+      fields.emplace_back(field, static_cast<size_t>(content_end - field));
+    }
     rec->line = line_;
     rec->offset = offset();
     rec->raw = std::string_view(b, static_cast<size_t>(content_end - b));
