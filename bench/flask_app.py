@@ -1,97 +1,31 @@
-"""The "stack users have today" contender for bench/serve_mlp.sh.
+"""The gunicorn + Flask contender of bench/serve_mlp.sh.
 
 The same TorchScript model as berth, behind Flask (served by gunicorn), at the
 same path and with the same Open Inference Protocol v2 JSON request and
-response shape:
-
-  POST /v2/models/<name>/infer
-  {"inputs":[{"name":"x","datatype":"FP32","shape":[B,16],"data":[...]}]}
-  -> {"model_name":..,"model_version":..,"outputs":[{"name":"probs",
-      "datatype":"FP32","shape":[B,4],"data":[...]}]}
-
-Environment:
-  BENCH_MODEL_PATH     path to model.pt (required)
-  BENCH_MODEL_NAME     model name in the URL (default mlp)
-  BENCH_MODEL_VERSION  version reported in responses (default 1)
-  BENCH_INPUT_NAME     input tensor name (default x)
-  BENCH_OUTPUT_NAME    output tensor name (default probs)
+response shape. Model loading, request parsing and the response body are in
+bench/mlp_model.py (shared with bench/fastapi_app.py; its docstring lists the
+BENCH_* environment variables, BENCH_MODEL_PATH is required).
 
 Run with Debian's interpreter: /usr/bin/python3 -m gunicorn -w 2 \
   --pythonpath bench flask_app:app
 """
 
-import json
-import os
-
-import torch
 from flask import Flask, Response, request
 
-torch.set_num_threads(1)
-
-MODEL_PATH = os.environ["BENCH_MODEL_PATH"]
-MODEL_NAME = os.environ.get("BENCH_MODEL_NAME", "mlp")
-MODEL_VERSION = os.environ.get("BENCH_MODEL_VERSION", "1")
-INPUT_NAME = os.environ.get("BENCH_INPUT_NAME", "x")
-OUTPUT_NAME = os.environ.get("BENCH_OUTPUT_NAME", "probs")
-
-# Loaded in each gunicorn worker (no --preload), like a typical deployment.
-model = torch.jit.load(MODEL_PATH, map_location="cpu")
-model.eval()
+import mlp_model
 
 app = Flask(__name__)
 
 
-def _error(status, message):
-    return Response(json.dumps({"error": message}), status=status,
-                    mimetype="application/json")
-
-
-@app.get("/v2/health/live")
-@app.get("/v2/health/ready")
-@app.get(f"/v2/models/{MODEL_NAME}/ready")
 def health():
     return Response(status=200)
 
 
-@app.post(f"/v2/models/{MODEL_NAME}/infer")
+for _path in mlp_model.HEALTH_PATHS:
+    app.add_url_rule(_path, endpoint=f"health:{_path}", view_func=health, methods=["GET"])
+
+
+@app.post(mlp_model.INFER_PATH)
 def infer():
-    try:
-        req = json.loads(request.get_data())
-    except ValueError as e:
-        return _error(400, f"malformed JSON: {e}")
-    inputs = req.get("inputs") if isinstance(req, dict) else None
-    if not isinstance(inputs, list) or len(inputs) != 1:
-        return _error(400, f"expected exactly one input '{INPUT_NAME}'")
-    t = inputs[0]
-    if t.get("name") != INPUT_NAME:
-        return _error(400, f"unknown input '{t.get('name')}'")
-    if t.get("datatype") != "FP32":
-        return _error(400, "input datatype must be FP32")
-    shape = t.get("shape")
-    data = t.get("data")
-    if (not isinstance(shape, list) or len(shape) != 2 or shape[1] != 16
-            or not isinstance(shape[0], int) or shape[0] < 1):
-        return _error(400, f"input shape must be [batch,16], got {shape}")
-    try:
-        x = torch.tensor(data, dtype=torch.float32)
-        if x.numel() != shape[0] * 16:
-            return _error(400, "data count does not match the shape")
-        x = x.reshape(shape)
-    except (TypeError, ValueError, RuntimeError) as e:
-        return _error(400, f"bad input data: {e}")
-    with torch.inference_mode():
-        y = model(x)
-    resp = {
-        "model_name": MODEL_NAME,
-        "model_version": MODEL_VERSION,
-        "outputs": [{
-            "name": OUTPUT_NAME,
-            "datatype": "FP32",
-            "shape": list(y.shape),
-            "data": y.reshape(-1).tolist(),
-        }],
-    }
-    if "id" in req:
-        resp["id"] = req["id"]
-    return Response(json.dumps(resp, separators=(",", ":")),
-                    mimetype="application/json")
+    status, body = mlp_model.infer(request.get_data())
+    return Response(body, status=status, mimetype="application/json")

@@ -3,25 +3,33 @@
 #
 #   1. berth          build/bin/berth serve (the thing under test)
 #   2. Flask          gunicorn + Flask, 2 workers, same model, path and JSON
-#   3. nginx          the exact berth response body as a static file (HTTP ceiling)
-#   4. compute        the model called in-process from Python in a loop (compute ceiling)
+#   3. FastAPI        uvicorn + FastAPI, as many workers as gunicorn, same model code
+#   4. nginx          the exact berth response body as a static file (HTTP ceiling)
+#   5. compute        the model called in-process from Python in a loop (compute ceiling)
 #
 # All servers listen on 127.0.0.1 only, on free ports, and are stopped by the
 # PIDs this script started (trap on EXIT). Each server is warmed up, then
 # measured with wrk (throughput, errors; Lua script bench/infer.lua) and hey
-# (latency percentiles). The table goes to bench/results/YYYY-MM-DD-serve-mlp.md.
+# (latency percentiles). With SWEEP=1, a concurrency sweep follows: one wrk run
+# per level and contender, levels interleaved. Writes
+#   bench/results/YYYY-MM-DD-serve-mlp.md          (the tables)
+#   bench/results/YYYY-MM-DD-serve-mlp-sweep.png   (p99 vs throughput; SWEEP=1 only)
 #
 # usage: bench/serve_mlp.sh [--smoke] [--out FILE]
-#   --smoke      CI smoke: writes the table to a temp dir (not bench/results)
-#                and exits non-zero if any contender failed to start or run.
-#                Use with DURATION=1.
-#   --out FILE   write the table to FILE instead.
+#   --smoke      CI smoke: writes the table to a temp dir (not bench/results),
+#                no sweep unless SWEEP=1, and exits non-zero if any contender
+#                failed to start or run. Use with DURATION=1.
+#   --out FILE   write the table to FILE instead (the plot goes beside it, -sweep.png).
 # environment:
-#   DURATION=10        seconds per measurement (wrk run, hey run, compute loop)
+#   DURATION=10        seconds per measurement (wrk run, hey run, sweep point, compute loop)
 #   WARMUP=2           seconds of wrk warm-up per server (1 with --smoke)
 #   CONNECTIONS=16     connections (wrk -c, hey -c)
-#   WRK_THREADS=2      wrk -t
+#   WRK_THREADS=2      wrk -t (sweep: min(level, WRK_THREADS))
+#   SWEEP=1            run the concurrency sweep (0 by default with --smoke)
+#   SWEEP_LEVELS="1 2 4 8 16 32 64"   SWEEP_CONTENDERS="berth flask fastapi"
 #   GUNICORN_WORKERS=2 GUNICORN_WORKER_CLASS=sync GUNICORN_THREADS=1
+#   UVICORN_WORKERS=$GUNICORN_WORKERS
+#   FASTAPI_NODELAY=1  TCP_NODELAY work-around for uvicorn --workers (bench/fastapi_app.py); 0: stock
 #   NGINX_WORKERS=2
 #   BERTH_BIN=build/bin/berth  MODEL_REPO=examples/models
 #   BERTH_EXTRA_ARGS=""        extra arguments for berth serve (recorded)
@@ -55,6 +63,11 @@ WRK_THREADS=${WRK_THREADS:-2}
 GUNICORN_WORKERS=${GUNICORN_WORKERS:-2}
 GUNICORN_WORKER_CLASS=${GUNICORN_WORKER_CLASS:-sync}
 GUNICORN_THREADS=${GUNICORN_THREADS:-1}
+UVICORN_WORKERS=${UVICORN_WORKERS:-$GUNICORN_WORKERS}
+FASTAPI_NODELAY=${FASTAPI_NODELAY:-1}
+if ((SMOKE)); then SWEEP=${SWEEP:-0}; else SWEEP=${SWEEP:-1}; fi
+SWEEP_LEVELS=${SWEEP_LEVELS:-"1 2 4 8 16 32 64"}
+SWEEP_CONTENDERS=${SWEEP_CONTENDERS:-"berth flask fastapi"}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 BERTH_BIN=${BERTH_BIN:-build/bin/berth}
 MODEL_REPO=${MODEL_REPO:-examples/models}
@@ -67,14 +80,25 @@ PY=/usr/bin/python3
 export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in bench/
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-for v in DURATION WARMUP CONNECTIONS WRK_THREADS GUNICORN_WORKERS GUNICORN_THREADS NGINX_WORKERS; do
+for v in DURATION WARMUP CONNECTIONS WRK_THREADS GUNICORN_WORKERS GUNICORN_THREADS UVICORN_WORKERS NGINX_WORKERS; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "serve_mlp.sh: $v must be a positive integer, got '${!v}'" >&2; exit 2; }
+done
+for v in SWEEP FASTAPI_NODELAY; do
+  [[ ${!v} == [01] ]] || { echo "serve_mlp.sh: $v must be 0 or 1, got '${!v}'" >&2; exit 2; }
+done
+for n in $SWEEP_LEVELS; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "serve_mlp.sh: SWEEP_LEVELS takes positive integers, got '$n'" >&2; exit 2; }
+done
+for n in $SWEEP_CONTENDERS; do
+  [[ $n =~ ^(berth|flask|fastapi|nginx)$ ]] || { echo "serve_mlp.sh: SWEEP_CONTENDERS takes berth flask fastapi nginx, got '$n'" >&2; exit 2; }
 done
 missing=()
 for t in wrk hey curl timeout "$PY" "$NGINX"; do
   command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
-"$PY" -c 'import torch, flask, gunicorn' 2>/dev/null || missing+=("python3-torch/python3-flask/gunicorn for $PY")
+"$PY" -c 'import torch, flask, gunicorn, fastapi, uvicorn' 2>/dev/null ||
+  missing+=("python3-torch/python3-flask/gunicorn/python3-fastapi/python3-uvicorn for $PY")
+if ((SWEEP)) && ! "$PY" -c "import matplotlib" 2>/dev/null; then missing+=("python3-matplotlib for $PY (SWEEP=1)"); fi
 if ((${#missing[@]})); then
   echo "serve_mlp.sh: missing: ${missing[*]} (BERTH_BENCH_DEPS=1 scripts/install-deps.sh installs them)" >&2
   exit 2
@@ -91,6 +115,7 @@ if [[ -z $OUT ]]; then
   fi
 fi
 mkdir -p "$(dirname "$OUT")"
+PLOT="${OUT%.md}-sweep.png"
 
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
 chmod 755 "$WORK"   # nginx workers may run as nobody and read www/ below
@@ -140,30 +165,30 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-trap 'exit 141' PIPE
+trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP; trap 'exit 141' PIPE
 
 # Other work on the machine depresses every number (and not evenly): say so.
-cut -d' ' -f1-3 /proc/loadavg >"$WORK/loadavg.start"
-ps -eo pcpu=,args= --sort=-pcpu 2>/dev/null | awk '$1 >= 20 && $2 != "ps"' | head -n 5 | cut -c1-120 >"$WORK/busy.start" || true
+snapshot_load() {  # snapshot_load SUFFIX
+  cut -d' ' -f1-3 /proc/loadavg >"$WORK/loadavg.$1"
+  ps -eo pcpu=,args= --sort=-pcpu 2>/dev/null | awk '$1 >= 20 && $2 != "ps"' | head -n 5 | cut -c1-120 >"$WORK/busy.$1" || true
+}
+snapshot_load start
 if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { exit !(l > n / 4) }'; then
   log "warning: load average $(cat "$WORK/loadavg.start") on $(nproc) CPUs before the run; the machine is not idle"
 fi
 
-# Three distinct free loopback ports (or BERTH_PORT / FLASK_PORT / NGINX_PORT).
-read -r FREE1 FREE2 FREE3 < <("$PY" - <<'EOF'
+# Four distinct free loopback ports (or BERTH_PORT / FLASK_PORT / FASTAPI_PORT / NGINX_PORT).
+read -r FREE1 FREE2 FREE3 FREE4 < <("$PY" - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
 EOF
 )
-P_BERTH=${BERTH_PORT:-$FREE1}
-P_FLASK=${FLASK_PORT:-$FREE2}
-P_NGINX=${NGINX_PORT:-$FREE3}
+declare -A PORT=([berth]=${BERTH_PORT:-$FREE1} [flask]=${FLASK_PORT:-$FREE2}
+                 [fastapi]=${FASTAPI_PORT:-$FREE3} [nginx]=${NGINX_PORT:-$FREE4})
+declare -A SPID=()   # NAME -> server PID
 
 # One 16-float row, the same request for every contender.
 BODY="$WORK/body.json"
@@ -189,20 +214,15 @@ set_status() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$STATUS"; }
 status_of() { awk -F'\t' -v n="$1" '$1 == n { s = $2 } END { print s }' "$STATUS"; }
 reason_of() { awk -F'\t' -v n="$1" '$1 == n { s = $3 } END { print s }' "$STATUS"; }
 
-# wait_until_ok NAME PID URL [post]: poll (bounded, 90 s) until URL answers 200.
+# wait_until_ok NAME PID URL: poll (bounded, 90 s) until URL answers 200.
 wait_until_ok() {
-  local name=$1 pid=$2 url=$3 method=${4:-get} deadline=$((SECONDS + 90)) code
+  local name=$1 pid=$2 url=$3 deadline=$((SECONDS + 90)) code
   while ((SECONDS < deadline)); do
     if ! kill -0 "$pid" 2>/dev/null; then
       set_status "$name" failed "process exited before it was ready (see its log)"
       return 1
     fi
-    if [[ $method == post ]]; then
-      code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 -H 'Content-Type: application/json' \
-        --data-binary "@$BODY" "$url" 2>/dev/null || true)
-    else
-      code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)
-    fi
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)
     [[ $code == 200 ]] && return 0
     sleep 0.2
   done
@@ -234,9 +254,25 @@ EOF
 
 log_tail() { if [[ -f $1 ]]; then tail -n 20 "$1" | sed 's/^/    /' >&2; fi; }
 
+# start_server NAME READY_PATH CMD...: start CMD in the background (log in
+# NAME.log), wait until READY_PATH answers 200 on PORT[NAME], then check_infer.
+start_server() {
+  local name=$1 ready=$2
+  shift 2
+  log "starting $name on 127.0.0.1:${PORT[$name]}"
+  record "$name" "$@"
+  "$@" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  SPID[$name]=$!
+  if wait_until_ok "$name" "$!" "http://127.0.0.1:${PORT[$name]}$ready"; then
+    check_infer "$name" "${PORT[$name]}" || true
+  fi
+  [[ $(status_of "$name") == ok ]] || { log "$name failed: $(reason_of "$name")"; log_tail "$WORK/$name.log"; }
+}
+
 # ---------------------------------------------------------------- 1. berth
 BERTH_CMD=("$BERTH_BIN" serve --model-repository "$MODEL_REPO" --host 127.0.0.1
-           --http-port "$P_BERTH" --log-level warn)
+           --http-port "${PORT[berth]}" --log-level warn)
 # Newer berth also opens a Prometheus port (default 8002, maybe not on loopback,
 # maybe taken): turn it off where the binary has the option.
 if [[ -x $BERTH_BIN ]] && timeout 10 "$BERTH_BIN" serve --help 2>&1 | grep -q -- '--metrics-port'; then
@@ -249,33 +285,20 @@ if ((SKIP_BERTH)); then
 elif [[ ! -x $BERTH_BIN ]]; then
   set_status berth failed "$BERTH_BIN does not exist or is not executable (build berth first)"
 else
-  log "starting berth on 127.0.0.1:$P_BERTH"
-  record berth "${BERTH_CMD[@]}"
-  "${BERTH_CMD[@]}" >"$WORK/berth.log" 2>&1 &
-  PIDS+=($!)
-  BERTH_PID=$!
-  if wait_until_ok berth "$BERTH_PID" "http://127.0.0.1:$P_BERTH/v2/models/$MODEL/ready"; then
-    check_infer berth "$P_BERTH" || true
-  fi
+  start_server berth "/v2/models/$MODEL/ready" "${BERTH_CMD[@]}"
 fi
-[[ $(status_of berth) == ok ]] || { log "berth failed: $(reason_of berth)"; log_tail "$WORK/berth.log"; }
 
-# ---------------------------------------------------------------- 2. gunicorn + Flask
-export BENCH_MODEL_PATH="$MODEL_PT_ABS" BENCH_MODEL_NAME="$MODEL"
-FLASK_CMD=("$PY" -m gunicorn --workers "$GUNICORN_WORKERS" --worker-class "$GUNICORN_WORKER_CLASS"
-           --threads "$GUNICORN_THREADS" --bind "127.0.0.1:$P_FLASK" --backlog 2048
-           --log-level warning --pythonpath "$ROOT/bench" flask_app:app)
-log "starting gunicorn + Flask on 127.0.0.1:$P_FLASK"
-record flask "BENCH_MODEL_PATH=$BENCH_MODEL_PATH" "${FLASK_CMD[@]}"
-"${FLASK_CMD[@]}" >"$WORK/flask.log" 2>&1 &
-PIDS+=($!)
-FLASK_PID=$!
-if wait_until_ok flask "$FLASK_PID" "http://127.0.0.1:$P_FLASK/v2/health/ready"; then
-  check_infer flask "$P_FLASK" || true
-fi
-[[ $(status_of flask) == ok ]] || { log "flask failed: $(reason_of flask)"; log_tail "$WORK/flask.log"; }
+# ---------------------------------------------------------------- 2. gunicorn + Flask, 3. uvicorn + FastAPI
+# Both load the model through bench/mlp_model.py in each worker (no preload).
+PY_ENV=(env "BENCH_MODEL_PATH=$MODEL_PT_ABS" "BENCH_MODEL_NAME=$MODEL")
+start_server flask /v2/health/ready "${PY_ENV[@]}" "$PY" -m gunicorn --workers "$GUNICORN_WORKERS" \
+  --worker-class "$GUNICORN_WORKER_CLASS" --threads "$GUNICORN_THREADS" --bind "127.0.0.1:${PORT[flask]}" \
+  --backlog 2048 --log-level warning --pythonpath "$ROOT/bench" flask_app:app
+start_server fastapi /v2/health/ready "${PY_ENV[@]}" "BENCH_TCP_NODELAY=$FASTAPI_NODELAY" "$PY" -m uvicorn \
+  --workers "$UVICORN_WORKERS" --host 127.0.0.1 --port "${PORT[fastapi]}" --backlog 2048 \
+  --log-level warning --no-access-log --app-dir "$ROOT/bench" fastapi_app:app
 
-# ---------------------------------------------------------------- 3. nginx
+# ---------------------------------------------------------------- 4. nginx
 NGX="$WORK/nginx"
 mkdir -p "$NGX/www$(dirname "$INFER_PATH")"
 STATIC_FROM=berth
@@ -287,26 +310,17 @@ elif ((SKIP_BERTH)) && [[ $(status_of flask) == ok ]]; then
 fi
 if [[ -f $NGX/www$INFER_PATH ]]; then
   chmod -R a+rX "$NGX"
-  sed -e "s|@PREFIX@|$NGX|g" -e "s|@PORT@|$P_NGINX|g" -e "s|@PATH@|$INFER_PATH|g" \
+  sed -e "s|@PREFIX@|$NGX|g" -e "s|@PORT@|${PORT[nginx]}|g" -e "s|@PATH@|$INFER_PATH|g" \
       -e "s|@WORKERS@|$NGINX_WORKERS|g" bench/nginx.conf.in >"$NGX/nginx.conf"
-  NGINX_CMD=("$NGINX" -p "$NGX/" -c "$NGX/nginx.conf" -e "$NGX/error.log" -g 'daemon off;')
-  log "starting nginx on 127.0.0.1:$P_NGINX (static body from $STATIC_FROM)"
-  record nginx "${NGINX_CMD[@]}"
-  "${NGINX_CMD[@]}" >"$WORK/nginx.log" 2>&1 &
-  PIDS+=($!)
-  NGINX_PID=$!
-  if wait_until_ok nginx "$NGINX_PID" "http://127.0.0.1:$P_NGINX/v2/health/ready"; then
-    check_infer nginx "$P_NGINX" || true
-  fi
-  [[ $(status_of nginx) == ok ]] || { log "nginx failed: $(reason_of nginx)"; log_tail "$NGX/error.log"; log_tail "$WORK/nginx.log"; }
+  start_server nginx /v2/health/ready "$NGINX" -p "$NGX/" -c "$NGX/nginx.conf" -e "$NGX/error.log" -g 'daemon off;'
+  [[ $(status_of nginx) == ok ]] || log_tail "$NGX/error.log"
 else
   set_status nginx failed "no berth response body to serve (berth did not answer)"
 fi
 
-# ---------------------------------------------------------------- 4. load
-declare -A PORT=([berth]=$P_BERTH [flask]=$P_FLASK [nginx]=$P_NGINX)
+# ---------------------------------------------------------------- load
 LIMIT=$((DURATION + WARMUP + 60))   # hard bound on each load generator run
-for name in berth flask nginx; do
+for name in berth flask fastapi nginx; do
   [[ $(status_of "$name") == ok ]] || continue
   url="http://127.0.0.1:${PORT[$name]}$INFER_PATH"
   log "$name: warm-up ${WARMUP}s"
@@ -320,19 +334,40 @@ for name in berth flask nginx; do
   record "$name.hey" "${hey_cmd[@]/#$BODY/body.json}"
   log "$name: hey ${DURATION}s"
   run_bounded "$LIMIT" "$WORK/$name.hey.txt" "${hey_cmd[@]}" || echo "hey exit status $?" >>"$WORK/$name.hey.txt"
-  if [[ $name == berth ]] && ! kill -0 "$BERTH_PID" 2>/dev/null; then
-    log "berth exited during the load"; log_tail "$WORK/berth.log"
-  fi
+  kill -0 "${SPID[$name]}" 2>/dev/null || { log "$name exited during the load"; log_tail "$WORK/$name.log"; }
 done
+
+# Concurrency sweep: one wrk run per level and contender, levels interleaved
+# so that drift in the machine's load hits every contender alike. The servers
+# are warm from the runs above.
+SWEPT=""
+if ((SWEEP)); then
+  SWEPT=$SWEEP_LEVELS
+  for name in $SWEEP_CONTENDERS; do
+    record "$name.sweep (N in $SWEEP_LEVELS, T = min(N, $WRK_THREADS))" "BENCH_BODY_FILE=body.json" \
+      wrk -tT -cN -d"${DURATION}s" --latency -s bench/infer.lua "http://127.0.0.1:${PORT[$name]}$INFER_PATH"
+  done
+  for c in $SWEEP_LEVELS; do
+    for name in $SWEEP_CONTENDERS; do
+      [[ $(status_of "$name") == ok ]] || continue
+      kill -0 "${SPID[$name]}" 2>/dev/null || continue
+      log "$name: sweep -c $c, ${DURATION}s"
+      out="$WORK/$name.sweep.$c.wrk.txt"
+      run_bounded "$LIMIT" "$out" wrk -t$((c < WRK_THREADS ? c : WRK_THREADS)) -c"$c" -d"${DURATION}s" \
+        --latency -s bench/infer.lua "http://127.0.0.1:${PORT[$name]}$INFER_PATH" || echo "wrk exit status $?" >>"$out"
+    done
+  done
+fi
+snapshot_load end
+
 # A server that died under load is a failure even if the tools reported something.
-for pair in "berth:${BERTH_PID:-}" "flask:$FLASK_PID" "nginx:${NGINX_PID:-}"; do
-  name=${pair%%:*} pid=${pair#*:}
-  if [[ $(status_of "$name") == ok && -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+for name in "${!SPID[@]}"; do
+  if [[ $(status_of "$name") == ok ]] && ! kill -0 "${SPID[$name]}" 2>/dev/null; then
     set_status "$name" failed "process exited during the benchmark (see its log)"
   fi
 done
 
-# ---------------------------------------------------------------- 5. compute ceiling
+# ---------------------------------------------------------------- compute ceiling
 COMPUTE_CMD=("$PY" bench/compute_ceiling.py "$MODEL_PT" body.json "$DURATION" 1 64)
 record compute "${COMPUTE_CMD[@]}"
 log "compute ceiling (Python in-process): ${DURATION}s per batch size"
@@ -344,17 +379,19 @@ else
   set_status compute failed "compute_ceiling.py failed: $(tail -n 3 "$WORK/compute.out")"
 fi
 
-# ---------------------------------------------------------------- 6. table
+# ---------------------------------------------------------------- table
 BERTH_VERSION="(not run)"
 if [[ -x $BERTH_BIN ]]; then
   BERTH_VERSION=$(timeout 10 "$BERTH_BIN" --version 2>&1 | head -n 3 || true)
 fi
 rc=0
 "$PY" bench/serve_mlp_report.py \
-  --work "$WORK" --out "$OUT" --smoke "$SMOKE" --duration "$DURATION" --warmup "$WARMUP" \
-  --connections "$CONNECTIONS" --berth-version "$BERTH_VERSION" --static-from "$STATIC_FROM" \
+  --work "$WORK" --out "$OUT" --plot "$PLOT" --smoke "$SMOKE" --duration "$DURATION" --warmup "$WARMUP" \
+  --connections "$CONNECTIONS" --sweep "$SWEPT" --sweep-contenders "$SWEEP_CONTENDERS" \
+  --berth-version "$BERTH_VERSION" --static-from "$STATIC_FROM" \
   --flask-config "gunicorn ${GUNICORN_WORKERS} workers, ${GUNICORN_WORKER_CLASS} worker class, ${GUNICORN_THREADS} thread(s) each" \
+  --fastapi-config "uvicorn ${UVICORN_WORKERS} workers, TCP_NODELAY work-around $( ((FASTAPI_NODELAY)) && echo on || echo off)" \
   --model "$MODEL_PT" || rc=$?
-log "table written to $OUT"
+log "table written to $OUT${SWEPT:+, plot to $PLOT}"
 if ((SMOKE)); then cat "$OUT"; fi
 exit "$rc"

@@ -14,8 +14,10 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
+
+from report_common import (busy_note, command_lines, fmt, hey_problem, load_lines, machine_base, parse_hey,
+                           parse_wrk, plot_sweep, ratio, read, read_status, run, wrk_problem)
 
 CONFIGS = [
     ("encoder", "berth, batching off (`encoder`)"),
@@ -26,35 +28,6 @@ W = "."
 
 def p(*parts):
     return os.path.join(W, *parts)
-
-
-def read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def run(cmd):
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        return (r.stdout + r.stderr).strip()
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"({e})"
-
-
-def fmt(x, digits=0):
-    if x is None:
-        return "–"
-    return f"{x:,.{digits}f}"
-
-
-def ratio(a, b):
-    if not a or not b:
-        return "–"
-    r = a / b
-    return f"{r:.2f}×" if r >= 0.1 else f"{r:.3f}×"
 
 
 # ---------------------------------------------------------------- parsers
@@ -97,46 +70,6 @@ def parse_bench(label, fmt_):
     r["stderr"] = read(p(f"{label}.{fmt_}.err")).strip()
     r["server"] = metrics_delta(label)
     return r
-
-
-def parse_wrk(text):
-    m = re.search(r"^BENCH_WRK (.*)$", text, re.M)
-    if not m:
-        return None
-    v = {k: int(x) for k, x in (item.split("=", 1) for item in m.group(1).split())}
-    secs = v["duration_us"] / 1e6
-    return {
-        "requests": v["requests"],
-        "rps": v["requests"] / secs if secs > 0 else 0.0,
-        "socket_errors": v["connect"] + v["read"] + v["write"] + v["timeout"],
-        "bad_status": v["status"],
-        "p50": v["lat_p50_us"] / 1000, "p99": v["lat_p99_us"] / 1000,
-        "tool_failed": "wrk exit status" in text,
-    }
-
-
-def parse_hey(text):
-    if "Summary:" not in text:
-        return None
-    out = {"tool_failed": "hey exit status" in text}
-    m = re.search(r"Requests/sec:\s+([0-9.]+)", text)
-    out["rps"] = float(m.group(1)) if m else 0.0
-    for pct in ("50", "90", "99"):
-        m = re.search(rf"^\s*{pct}% in ([0-9.]+) secs", text, re.M)
-        out[f"p{pct}"] = float(m.group(1)) * 1000 if m else None
-    codes = {}
-    sec = re.search(r"Status code distribution:\n((?:\s+\[\d+\].*\n?)*)", text)
-    if sec:
-        for code, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", sec.group(1)):
-            codes[int(code)] = codes.get(int(code), 0) + int(n)
-    out["responses"] = sum(codes.values())
-    out["non2xx"] = sum(n for c, n in codes.items() if not 200 <= c < 300)
-    errs = 0
-    sec = re.search(r"Error distribution:\n((?:\s+\[\d+\].*\n?)*)", text)
-    if sec:
-        errs = sum(int(n) for n in re.findall(r"\[(\d+)\]", sec.group(1)))
-    out["errors"] = errs
-    return out
 
 
 METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)$')
@@ -191,32 +124,13 @@ def metrics_delta(label):
 
 
 # ---------------------------------------------------------------- machine
-def machine(work):
-    cpu = "unknown"
-    for line in read("/proc/cpuinfo").splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = "unknown"
-    m = re.search(r"MemTotal:\s+(\d+) kB", read("/proc/meminfo"))
-    if m:
-        mem = f"{int(m.group(1)) / 1024 / 1024:.1f} GiB"
-    osr = re.search(r'^PRETTY_NAME="?([^"\n]*)', read("/etc/os-release"), re.M)
+def machine():
     blas_line = next((l for l in read(p("berth.log")).splitlines() if "BLAS:" in l), "")
-    return [
-        ("nproc", run(["nproc"])),
-        ("CPU", cpu),
-        ("memory", mem),
-        ("kernel", f"{platform.system()} {platform.release()}"),
-        ("OS", osr.group(1) if osr else "unknown"),
-        ("libblas.so.3", os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")),
+    return machine_base() + [
         ("berth's BLAS (startup log)", blas_line.split("BLAS:", 1)[1].strip() if blas_line else "–"),
         ("OPENBLAS_NUM_THREADS / OMP_NUM_THREADS",
          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')} / {os.environ.get('OMP_NUM_THREADS', 'unset')}"),
-        ("load average (1/5/15 min) at start", read(p("loadavg.start")).strip()),
-        ("load average (1/5/15 min) after the load", read(p("loadavg.end")).strip() or "–"),
-        ("load average (1/5/15 min) at report time", " ".join(read("/proc/loadavg").split()[:3])),
-    ]
+    ] + load_lines(W)
 
 
 def versions(berth_version):
@@ -232,53 +146,13 @@ def versions(berth_version):
     ]
 
 
-def busy_note(ncpu):
-    notes = []
-    for when, fname in (("started", "start"), ("finished its load", "end")):
-        try:
-            load1 = float(read(p(f"loadavg.{fname}")).split()[0])
-        except (IndexError, ValueError):
-            continue
-        if load1 > ncpu / 4:
-            procs = [l.strip() for l in read(p(f"busy.{fname}")).splitlines() if l.strip()]
-            s = f"1-minute load average {load1:.2f} on {ncpu} CPUs when the run {when}"
-            if procs:
-                s += " (busiest: " + "; ".join(f"`{x}`" for x in procs[:3]) + ")"
-            notes.append(s)
-    if not notes:
-        return ""
-    return ("> **Machine not idle:** " + "; ".join(notes) + ". Other processes took CPU from "
-            "every point (not necessarily evenly), so absolute numbers are low and the ratios "
-            "noisier than usual; rerun on an idle machine before quoting them.")
-
-
 # ---------------------------------------------------------------- plot
 def plot(path, sweeps, ceiling_best, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    for (key, label), style in zip(CONFIGS, ("o-", "s-")):
-        pts = [r for r in sweeps.get(key, []) if r and r["rows"] and r["p99"] is not None]
-        if not pts:
-            continue
-        ax.plot([r["rows"] for r in pts], [r["p99"] for r in pts], style, label=label.replace("`", ""))
-        for r in pts:
-            ax.annotate(f"c={r['connections']}", (r["rows"], r["p99"]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7)
-    if ceiling_best:
-        ax.axvline(ceiling_best["rows_per_s"], color="grey", linestyle="--",
-                   label=f"compute ceiling, batch {ceiling_best['batch']} "
-                         f"(in-process LibTorch via Python, 1 thread)")
-    ax.set_xlabel("throughput (rows/s = req/s, batch 1 per request)")
-    ax.set_ylabel("p99 latency (ms)")
-    ax.set_yscale("log")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    series = [(label.replace("`", ""), [(r["rows"], r["p99"], r["connections"]) for r in sweeps.get(key, []) if r])
+              for key, label in CONFIGS]
+    vline = ceiling_best and (ceiling_best["rows_per_s"], f"compute ceiling, batch {ceiling_best['batch']} "
+                                                         "(in-process LibTorch via Python, 1 thread)")
+    plot_sweep(path, series, title, "throughput (rows/s = req/s, batch 1 per request)", vline)
 
 
 # ---------------------------------------------------------------- main
@@ -294,11 +168,7 @@ def main():
     ncpu = os.cpu_count() or 1
     levels = [int(x) for x in args.sweep.split()]
 
-    status = {}
-    for line in read(p("status.txt")).splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 2:
-            status[parts[0]] = (parts[1], parts[2] if len(parts) > 2 else "")
+    status = read_status(W)
     problems = []
     for name in [k for k, _ in CONFIGS] + ["compute"]:
         st, why = status.get(name, ("failed", "did not run"))
@@ -322,15 +192,9 @@ def main():
                 problems.append(f"{key}: {what}: {r['errors']} errors, {r['non2xx']} non-2xx, exit status {r['rc']}")
             elif not r["requests"]:
                 problems.append(f"{key}: {what}: no request answered")
-        w, h = wrk[key], hey[key]
-        if w is None or w["tool_failed"]:
-            problems.append(f"{key}: wrk produced no result")
-        elif w["socket_errors"] or w["bad_status"]:
-            problems.append(f"{key}: wrk saw {w['socket_errors']} socket errors, {w['bad_status']} bad statuses")
-        if h is None or h["tool_failed"]:
-            problems.append(f"{key}: hey produced no result")
-        elif h["errors"] or h["non2xx"]:
-            problems.append(f"{key}: hey saw {h['errors']} errors, {h['non2xx']} non-2xx")
+        for why in (wrk_problem(wrk[key]), hey_problem(hey[key])):
+            if why:
+                problems.append(f"{key}: {why}")
 
     compute = None
     try:
@@ -359,7 +223,7 @@ def main():
              f"{' (**--smoke**: not a measurement)' if args.smoke else ''}; every point measured in one run "
              "against one berth process.")
     L.append("")
-    note = busy_note(ncpu)
+    note = busy_note(W, ncpu)
     if note:
         L += [note, ""]
     if problems:
@@ -386,7 +250,7 @@ def main():
         wrk_rps = fmt(w["rps"]) if w else "–"
         wrk_err = f"{w['socket_errors']} / {w['bad_status']}" if w else "–"
         hey_rps = fmt(h["rps"]) if h else "–"
-        hey_lat = f"{fmt(h['p50'], 1)} / {fmt(h['p90'], 1)} / {fmt(h['p99'], 1)}" if h else "–"
+        hey_lat = f"{fmt(h['p50_ms'], 1)} / {fmt(h['p90_ms'], 1)} / {fmt(h['p99_ms'], 1)}" if h else "–"
         hey_err = f"{h['errors']} / {h['non2xx']}" if h else "–"
         L.append(
             f"| {label} | **{fmt(r['rows'])}** | {fmt(r['p50'], 2)} | {fmt(r['p90'], 2)} | **{fmt(r['p99'], 2)}** | "
@@ -509,7 +373,7 @@ def main():
 
     L.append("## Machine")
     L.append("")
-    L += [f"- {k}: {v}" for k, v in machine(W)]
+    L += [f"- {k}: {v}" for k, v in machine()]
     L.append("")
     L.append("## Versions")
     L.append("")
@@ -520,10 +384,7 @@ def main():
     L.append("Ports were free loopback ports picked at start; `body.bin` is the binary request body above.")
     L.append("")
     L.append("```sh")
-    for line in read(p("commands.txt")).splitlines():
-        label, _, cmd = line.partition("\t")
-        L.append(f"# {label}")
-        L.append(cmd)
+    L += command_lines(W)
     L.append("```")
     L.append("")
 
