@@ -10,9 +10,11 @@ PKGS=(
   libtorch-dev libopenblas0-pthread libxgboost-dev libopencv-dnn-dev
   python3-torch python3-numpy python3-pytest python3-requests python3-xgboost python3-onnx
   python3-prometheus-client
+  libssl-dev zlib1g-dev libarchive-dev binutils
+  podman runc skopeo umoci docker-registry uidmap
 )
 if [[ "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
-  PKGS+=(python3-flask gunicorn nginx-light wrk hey python3-matplotlib)
+  PKGS+=(python3-flask gunicorn python3-fastapi python3-uvicorn python3-uvloop nginx-light wrk hey python3-matplotlib)
 fi
 
 missing=()

@@ -152,3 +152,14 @@ _pytest_configure_before_xgboost = pytest_configure
 def pytest_configure(config):  # noqa: F811
     _pytest_configure_before_xgboost(config)
     config.addinivalue_line("markers", "xgboost: needs the XGBoost backend and Python xgboost")
+
+
+# The container marker (tests/e2e/test_image*.py: podman, skopeo, umoci,
+# docker-registry), registered beside the markers above without changing them.
+_pytest_configure_before_container = pytest_configure
+
+
+def pytest_configure(config):  # noqa: F811
+    _pytest_configure_before_container(config)
+    config.addinivalue_line("markers", "container: builds images and runs them with podman, skopeo, umoci, "
+                                       "docker-registry")

@@ -8,6 +8,7 @@
 #include "batch_command.h"
 #include "bench_command.h"
 #include "berth/server.h"
+#include "build_command.h"
 #include "common/logging.h"
 
 int main(int argc, char** argv) {
@@ -89,6 +90,7 @@ int main(int argc, char** argv) {
 
   berth::Subcommand bench = berth::AddBenchCommand(app);
   berth::Subcommand batch = berth::AddBatchCommand(app);
+  berth::Subcommand build = berth::AddBuildCommand(app), dockerfile = berth::AddDockerfileCommand(app);
 
   auto* help = app.add_subcommand("help", "Show this help");
 
@@ -109,6 +111,9 @@ int main(int argc, char** argv) {
   }
   if (bench.app->parsed()) return bench.run();
   if (batch.app->parsed()) return batch.run();
+  for (auto* c : {&build, &dockerfile}) {
+    if (c->app->parsed()) return c->run();
+  }
   if (inspect->parsed()) {
     auto out = berth::RunInspect(inspect_opts);
     if (!out.ok()) {
