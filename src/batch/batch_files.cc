@@ -112,8 +112,9 @@ Status SyncParentDirectory(const std::string& path) {
   if (dir.empty()) dir = ".";
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Internal(dir + ": cannot open directory: " + ErrnoText());
-  ::fsync(fd);
+  int rc = ::fsync(fd);
   ::close(fd);
+  if (rc != 0) return Internal(dir + ": fsync of the directory failed: " + ErrnoText());
   return Status::Ok();
 }
 
@@ -134,6 +135,14 @@ Status WriteFileAtomically(const std::string& path, std::string_view content) {
 
 Result<std::unique_ptr<PartialFile>> PartialFile::Open(const std::string& path, bool resume, uint64_t keep_bytes) {
   std::string partial = path + ".partial";
+  struct stat done;
+  if (resume && ::access(partial.c_str(), F_OK) != 0 && ::stat(path.c_str(), &done) == 0 &&
+      static_cast<uint64_t>(done.st_size) >= keep_bytes) {
+    // Killed while committing, after this file's rename: take it back.
+    if (::rename(path.c_str(), partial.c_str()) != 0) {
+      return Internal(path + ": cannot rename back to " + partial + ": " + ErrnoText());
+    }
+  }
   int flags = O_WRONLY | O_CLOEXEC | (resume ? 0 : O_CREAT | O_TRUNC);
   int fd = ::open(partial.c_str(), flags, 0644);
   if (fd < 0) {

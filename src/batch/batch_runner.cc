@@ -35,6 +35,21 @@ using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// True if `a` and `b` name one file: the same canonical path, or the same inode.
+bool SameFile(const std::string& a, const std::string& b) {
+  std::error_code ec1, ec2;
+  auto ca = std::filesystem::weakly_canonical(a, ec1), cb = std::filesystem::weakly_canonical(b, ec2);
+  if (!ec1 && !ec2 && ca == cb) return true;
+  struct stat sa, sb;
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// Errors that say nothing about the rows (the model is busy or stopping):
+// retrying rows one by one cannot help, and rejecting them would lose them.
+bool IsTransient(const Status& s) {
+  return s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kUnavailable;
+}
+
 // One batch of consecutive records: the rows that mapped (sent to the model)
 // and the records that did not (rejects), in input order.
 struct Batch {
@@ -42,7 +57,7 @@ struct Batch {
     int64_t line = 0;
     int64_t row = -1;     // index among the mapped rows; -1 = rejected
     uint64_t offset = 0;  // where the record's text is in the input (read back for rejects)
-    uint32_t length = 0;
+    uint64_t length = 0;
     int32_t reject = -1;  // index into rejects: why it was rejected while reading
   };
   struct Reject {
@@ -83,6 +98,7 @@ class BatchRun {
 
   const BatchOptions& o_;
   TableFormat in_format_ = TableFormat::kCsv;
+  std::string model_dir_;
   std::string rejects_path_;
   BackendRegistry* backends_ = nullptr;
   std::unique_ptr<BackendRegistry> backends_owner_;
@@ -130,9 +146,15 @@ Status BatchRun::Setup() {
   ASSIGN_OR_RETURN(TableFormat out_format, ResolveTableFormat(o_.out_format, o_.out, "--format"));
   rejects_path_ =
       o_.rejects.empty() ? o_.out + (out_format == TableFormat::kCsv ? ".rejects.csv" : ".rejects.jsonl") : o_.rejects;
-  if (fs::absolute(o_.in, ec) == fs::absolute(o_.out, ec) ||
-      fs::absolute(rejects_path_, ec) == fs::absolute(o_.out, ec)) {
-    return InvalidArgument("--out must differ from --in and --rejects");
+  // Never write over the input or one output with the other (the same file by any path or link).
+  const std::string* files[] = {&o_.in, &o_.out, &rejects_path_};
+  for (int i = 0; i < 3; ++i) {
+    for (int j = i + 1; j < 3; ++j) {
+      if (SameFile(*files[i], *files[j])) {
+        return InvalidArgument("--in, --out and --rejects must be three different files; '" + *files[i] + "' and '" +
+                               *files[j] + "' are the same");
+      }
+    }
   }
 
   RecordReader::Options ro;
@@ -146,6 +168,7 @@ Status BatchRun::Setup() {
 
   backends_owner_ = std::make_unique<BackendRegistry>(o_.backend_dir.empty() ? DefaultBackendDir() : o_.backend_dir);
   backends_ = backends_owner_.get();
+  model_dir_ = dir.string();
   ASSIGN_OR_RETURN(model_, LoadModelVersion(dir.string(), dir.filename().string(), o_.version, backends_));
   const ModelConfig& config = *model_->config;
 
@@ -179,7 +202,10 @@ Status BatchRun::Setup() {
 
   int64_t max_rows = config.batched() ? config.max_batch_size : 1;
   batch_rows_ = o_.batch_size > 0 ? std::min(o_.batch_size, max_rows) : max_rows;
-  window_ = static_cast<size_t>(2 * config.instances + 2);
+  // Our batches are the only requests, so a window below max_queue_size never
+  // overflows the model's queue (one more may come from a per-row retry).
+  window_ =
+      static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(2 * config.instances + 2, config.max_queue_size - 1)));
 
   // Resume from the checkpoint, or start fresh.
   std::string ckpt_path = o_.out + ".checkpoint";
@@ -213,6 +239,10 @@ Status BatchRun::Setup() {
     ::unlink(ckpt_path.c_str());
     ASSIGN_OR_RETURN(out_, PartialFile::Open(o_.out, false, 0));
     ASSIGN_OR_RETURN(rejects_, PartialFile::Open(rejects_path_, false, 0));
+    // The removed checkpoint and the new partial files are durable before any
+    // checkpoint can refer to them.
+    RETURN_IF_ERROR(SyncParentDirectory(o_.out));
+    RETURN_IF_ERROR(SyncParentDirectory(rejects_path_));
     RETURN_IF_ERROR(out_->Append(writer_->Header()));
     RETURN_IF_ERROR(rejects_->Append(writer_->RejectsHeader()));
     last_.fingerprint = Fingerprint();
@@ -229,9 +259,15 @@ Status BatchRun::Setup() {
 std::string BatchRun::Fingerprint() const {
   struct stat st {};
   ::stat(o_.in.c_str(), &st);
+  struct stat yaml {};
+  ::stat((model_dir_ + "/model.yaml").c_str(), &yaml);
   std::string fp = "in=" + std::filesystem::absolute(o_.in).string() + " size=" + std::to_string(st.st_size) +
                    " mtime=" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
-                   " model=" + model_->name + "/" + std::to_string(model_->version) +
+                   " in_format=" + (in_format_ == TableFormat::kCsv ? "csv" : "jsonl") +
+                   " rejects=" + std::filesystem::absolute(rejects_path_).string() +
+                   " model_yaml=" + std::to_string(yaml.st_size) + "@" + std::to_string(yaml.st_mtim.tv_sec) + "." +
+                   std::to_string(yaml.st_mtim.tv_nsec) + " model=" + model_->name + "/" +
+                   std::to_string(model_->version) +
                    " out=" + (writer_->format() == TableFormat::kCsv ? "csv" : "jsonl") + " keep=";
   for (const auto& k : o_.keep) fp += k + ";";
   return fp;
@@ -286,7 +322,9 @@ Status BatchRun::Produce() {
     }
     b->end_offset = reader_->offset();
     b->end_line = 0;
-    while (b->rows < batch_rows_) {
+    // A batch holds at most batch_rows_ records, mapped or rejected, so a file
+    // of bad records is bounded (and checkpointed) like any other.
+    while (static_cast<int64_t>(b->entries.size()) < batch_rows_) {
       ASSIGN_OR_RETURN(bool any, reader_->Next(&rec));
       if (!any) {
         eof = true;
@@ -316,7 +354,7 @@ Status BatchRun::Produce() {
         b->rejects.push_back({s.message(), std::string(rec.raw)});
       }
       e.offset = rec.offset;
-      e.length = static_cast<uint32_t>(rec.raw.size());
+      e.length = rec.raw.size();
       b->entries.push_back(std::move(e));
       b->end_offset = rec.end_offset;
       b->end_line = rec.end_line;
@@ -392,6 +430,7 @@ Status BatchRun::WriteBatch(Batch& b) {
   std::vector<const Tensor*> batch_tensors;
   if (b.rows > 0) {
     Status batch_error = b.result->status();
+    if (IsTransient(batch_error)) return batch_error;
     if (b.result->ok()) {
       auto t = OutputsOf(**b.result, *writer_, b.rows);
       if (t.ok()) {
@@ -423,6 +462,7 @@ Status BatchRun::WriteBatch(Batch& b) {
           }
           one = t.status();
         }
+        if (IsTransient(one.status())) return one.status();
         row_error[static_cast<size_t>(r)] = "the model failed on this row: " + one.status().message();
       }
     }

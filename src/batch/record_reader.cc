@@ -103,7 +103,8 @@ class CsvReader final : public RecordReader {
       size_t content = len;
       if (content > 0 && b[content - 1] == '\r' && !in_quotes) --content;
       int64_t newlines = std::count(b, b + len + term, '\n');
-      if (content == 0 && !in_quotes) {  // a blank line
+      if (!in_quotes && !had_quotes &&
+          std::all_of(b, b + content, [](char ch) { return ch == ' ' || ch == '\t'; })) {  // a blank line
         pos_ += len + term;
         line_ += newlines;
         continue;
@@ -160,7 +161,10 @@ class CsvReader final : public RecordReader {
     if (p == e) return false;
     const char* content_end = p;
     if (content_end > b && content_end[-1] == '\r') --content_end;
-    if (content_end == b) return false;  // a blank line: the general path skips it
+    if (content_end == b || *b == ' ' || *b == '\t') {
+      // A blank line (or one of spaces and tabs, which pandas skips too): the general path skips it.
+      if (std::all_of(b, content_end, [](char ch) { return ch == ' ' || ch == '\t'; })) return false;
+    }
     if (n < fields.size()) {
       fields[n] = std::string_view(field, static_cast<size_t>(content_end - field));
       fields.resize(n + 1);

@@ -97,7 +97,7 @@ class RecordReader {
 };
 
 // Appends `field` to `out` as one CSV field, quoted (RFC 4180) only if it
-// holds a comma, a quote, a line end, or leading/trailing spaces.
+// holds a comma, a quote or a line end.
 void AppendCsvField(std::string_view field, std::string* out);
 
 }  // namespace berth

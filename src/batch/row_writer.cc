@@ -1,5 +1,6 @@
 #include "batch/row_writer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -146,6 +147,7 @@ void RowWriter::AppendRow(const std::vector<std::string_view>& keep, const std::
                           int64_t row, std::string* out) const {
   size_t col = 0;
   bool csv = format_ == TableFormat::kCsv;
+  size_t start = out->size();
   for (std::string_view k : keep) {
     if (csv) {
       if (col) out->push_back(',');
@@ -169,6 +171,14 @@ void RowWriter::AppendRow(const std::vector<std::string_view>& keep, const std::
     }
   }
   if (!csv) out->push_back('}');
+  if (csv && json_keys_.size() == 1 &&
+      std::all_of(out->begin() + static_cast<std::ptrdiff_t>(start), out->end(),
+                  [](char c) { return c == ' ' || c == '\t'; })) {
+    // One column, empty or blank: quoted, or CSV readers would skip the line.
+    std::string field = out->substr(start);
+    out->resize(start);
+    out->append("\"" + field + "\"");
+  }
   out->push_back('\n');
 }
 

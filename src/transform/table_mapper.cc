@@ -39,8 +39,10 @@ bool ParseDouble(std::string_view s, double* out) {
   s = Trim(s);
   if (s.empty()) return false;
   std::string_view body = s;
-  if (body.front() == '+') body.remove_prefix(1);
-  if (body.empty() || body.front() == '+' || (body.front() == '-' && body.size() > 1 && body[1] == '+')) return false;
+  if (body.front() == '+') {
+    body.remove_prefix(1);
+    if (body.empty() || body.front() == '+' || body.front() == '-') return false;
+  }
   auto r = fast_float::from_chars(body.data(), body.data() + body.size(), *out);
   if (r.ptr != body.data() + body.size()) return false;
   if (r.ec == std::errc::result_out_of_range) {

@@ -48,6 +48,7 @@ HOSTILE = (
     '5,"",  12.5 ,0.1,1E5\r\n'
     '6,' + "long" * 5000 + ',1,2,3\r\n'
     '7,"quote ""at end""",3.25,-0,1.7976931348623157e308\r\n'
+    ' \t \r\n'  # a line of blanks: skipped, as pandas does
     '8,trailing,inf,-inf,5'  # last line without a line end
 )
 
@@ -353,3 +354,41 @@ def test_order_is_kept_across_parallel_instances(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [str(i) for i in range(3000)]  # CSV text kept as JSON strings
     assert all(r["vals_2"] == -i for i, r in enumerate(rows))
+
+
+def test_inputs_and_outputs_must_be_different_files(tmp_path, identity3):
+    inp = tmp_path / "in.csv"
+    inp.write_text("x,y,z\n1,2,3\n")
+    before = inp.read_bytes()
+    for extra in (["--out", "./in.csv"], ["--out", "o.csv", "--rejects", "in.csv"]):
+        p = subprocess.run([str(BERTH_BIN), "batch", str(identity3), "--in", "in.csv", *extra],
+                           capture_output=True, text=True, cwd=tmp_path)
+        assert p.returncode == 1 and "must be three different files" in p.stderr, p.stderr
+    (tmp_path / "link.csv").symlink_to(inp)
+    p = batch(identity3, inp, tmp_path / "link.csv", check=False)
+    assert p.returncode == 1 and "must be three different files" in p.stderr, p.stderr
+    assert inp.read_bytes() == before
+
+
+def test_empty_single_column_output_rows_survive_a_csv_reader(tmp_path):
+    model = write_model(tmp_path / "repo", "b", """\
+backend: identity
+max_batch_size: 4
+inputs: [{name: s, datatype: BYTES, shape: [1]}]
+outputs: [{name: s, datatype: BYTES, shape: [1]}]
+""")
+    inp = tmp_path / "in.csv"
+    inp.write_text('s\n""\nabc\n"a,b"\n')
+    out = tmp_path / "out.csv"
+    batch(model, inp, out)
+    got = pd.read_csv(out, keep_default_na=False)
+    assert got["s"].tolist() == ["", "abc", "a,b"]
+
+
+def test_a_small_model_queue_never_turns_into_rejects(tmp_path):
+    model = write_model(tmp_path / "repo", "q", IDENTITY3.replace("max_batch_size: 16", "max_batch_size: 5")
+                        + "instances: 4\ndynamic_batching: {max_queue_size: 2}\n")
+    inp = tmp_path / "in.csv"
+    write_numbers(inp, 5000)
+    p = batch(model, inp, tmp_path / "out.csv")
+    assert "5000 rows read = 5000 written + 0 rejected" in p.stderr, p.stderr
