@@ -361,7 +361,7 @@ def test_inputs_and_outputs_must_be_different_files(tmp_path, identity3):
     inp.write_text("x,y,z\n1,2,3\n")
     before = inp.read_bytes()
     for extra in (["--out", "./in.csv"], ["--out", "o.csv", "--rejects", "in.csv"]):
-        p = subprocess.run([str(BERTH_BIN), "batch", str(identity3), "--in", "in.csv", *extra],
+        p = subprocess.run([str(BERTH_BIN.resolve()), "batch", str(identity3), "--in", "in.csv", *extra],
                            capture_output=True, text=True, cwd=tmp_path)
         assert p.returncode == 1 and "must be three different files" in p.stderr, p.stderr
     (tmp_path / "link.csv").symlink_to(inp)
