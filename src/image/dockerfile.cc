@@ -63,7 +63,8 @@ std::string DockerfileText(const Image& image, const std::vector<std::string>& l
 
 Status WriteDockerfileContext(const ImageBuildOptions& options, const std::string& context_dir) {
   std::error_code ec;
-  fs::path target = fs::absolute(context_dir, ec);
+  fs::path target = fs::absolute(context_dir, ec).lexically_normal();
+  if (target.filename().empty()) target = target.parent_path();  // "ctx/" -> "ctx"
   if (fs::exists(target, ec) && !(fs::is_directory(target, ec) && fs::is_empty(target, ec))) {
     return FailedPrecondition(context_dir + ": exists and is not an empty directory");
   }

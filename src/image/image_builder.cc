@@ -3,6 +3,7 @@
 #include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +67,8 @@ Status AddModels(const std::string& repository, LayerSpec* layer) {
   top.path = kImageModelDir;
   top.mode = 0755;
   layer->entries.push_back(top);
+  std::set<std::string> directories;  // real paths already walked: a symlink back to one is a loop
+  directories.insert(root.string());
   auto it = fs::recursive_directory_iterator(root, fs::directory_options::follow_directory_symlink, ec);
   if (ec) return NotFound("model repository " + repository + ": " + ec.message());
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -83,6 +86,10 @@ Status AddModels(const std::string& repository, LayerSpec* layer) {
       return FailedPrecondition(it->path().string() + ": resolves outside the model repository; refused");
     }
     if (fs::is_directory(real, ec)) {
+      if (!directories.insert(real.string()).second) {
+        return FailedPrecondition(it->path().string() + ": a symlink to a directory already in the repository (" +
+                                  real.string() + "); refused, it would loop or copy the models twice");
+      }
       LayerEntry d;
       d.kind = LayerEntry::Kind::kDirectory;
       d.path = image_path;
@@ -120,6 +127,11 @@ Result<std::string> StripDebugInfo(const std::string& source, const std::string&
   int status = 0;
   if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return FailedPrecondition(objcopy + " --strip-debug " + source + " failed");
+  }
+  // objcopy creates the copy under the umask; the image gets the original's mode.
+  struct stat st;
+  if (::stat(source.c_str(), &st) != 0 || ::chmod(out.c_str(), st.st_mode & 07777) != 0) {
+    return FailedPrecondition("cannot give " + out + " the mode of " + source + ": " + std::strerror(errno));
   }
   return out;
 }
@@ -224,6 +236,8 @@ ImageMetadata MakeImageMetadata(const ImageBuildOptions& o) {
   if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
     repo = ref.substr(0, colon);
     m.version = ref.substr(colon + 1);
+  } else {
+    m.reference += ":latest";  // docker load refuses a RepoTags entry without a tag
   }
   m.title = repo.substr(repo.rfind('/') == std::string::npos ? 0 : repo.rfind('/') + 1);
   m.revision = o.revision;

@@ -80,11 +80,13 @@ Result<ImageReference> ParseImageReference(const std::string& reference) {
   std::string rest = reference;
   size_t slash = rest.find('/');
   std::string first = rest.substr(0, slash);
-  if (slash != std::string::npos &&
+  bool docker_hub = first == "docker.io" || first == "index.docker.io";
+  if (slash != std::string::npos && !docker_hub &&
       (first.find('.') != std::string::npos || first.find(':') != std::string::npos || first == "localhost")) {
     r.registry = first;
     rest = rest.substr(slash + 1);
   } else {
+    if (docker_hub && slash != std::string::npos) rest = rest.substr(slash + 1);
     r.registry = "registry-1.docker.io";
     if (rest.find('/') == std::string::npos) rest = "library/" + rest;
   }
@@ -212,12 +214,28 @@ class Client {
  public:
   Client(Url endpoint, bool insecure) : endpoint_(std::move(endpoint)), insecure_(insecure) {}
 
-  Result<Response> Send(const Url& url, const Request& req) {
-    Result<Response> r = SendOnce(url, req, url.tls);
-    // --insecure-registry: a registry that does not speak TLS is asked again over plain HTTP.
-    if (!r.ok() && insecure_ && url.tls && r.status().message().find("TLS handshake") != std::string::npos) {
-      if (url.host == endpoint_.host && url.port == endpoint_.port) endpoint_.tls = false;
-      return SendOnce(url, req, false);
+  // Credentials go to the registry itself only, unless `credentials_for_host`
+  // (a token request to the realm the registry named); nothing goes over
+  // plain HTTP without --insecure-registry.
+  Result<Response> Send(const Url& url, const Request& req, bool credentials_for_host = false) {
+    bool registry_host = url.host == endpoint_.host && url.port == endpoint_.port;
+    if (!url.tls && !insecure_) {
+      return FailedPrecondition("refusing to send a request to http://" + url.host + ":" + url.port +
+                                " without TLS (use --insecure-registry for a registry without TLS)");
+    }
+    const Request* send = &req;
+    Request stripped;
+    if (!registry_host && !credentials_for_host && req.headers.count("Authorization")) {
+      stripped = req;
+      stripped.headers.erase("Authorization");
+      send = &stripped;
+    }
+    Result<Response> r = SendOnce(url, *send, url.tls);
+    // --insecure-registry: the registry itself, if it does not speak TLS, is asked again over plain HTTP.
+    if (!r.ok() && insecure_ && url.tls && registry_host &&
+        r.status().message().find("TLS handshake") != std::string::npos) {
+      endpoint_.tls = false;
+      return SendOnce(url, *send, false);
     }
     return r;
   }
@@ -397,7 +415,7 @@ Result<PushResult> PushImage(const Image& image, const ImageReference& ref, cons
       Request token_req;
       if (!options.credentials.empty())
         token_req.headers["Authorization"] = "Basic " + Base64Encode(options.credentials);
-      ASSIGN_OR_RETURN(Response token, client.Send(ParseUrl(target, base), token_req));
+      ASSIGN_OR_RETURN(Response token, client.Send(ParseUrl(target, base), token_req, /*credentials_for_host=*/true));
       if (token.status != 200) return FailedPrecondition(where + "token request refused: " + DescribeError(token));
       simdjson::dom::parser parser;
       simdjson::dom::element doc;

@@ -325,6 +325,45 @@ def test_bad_input_is_a_clear_error_and_leaves_no_output(work, tmp_path):
     assert not [x.name for x in tmp_path.iterdir() if x.name.startswith(".")]
 
 
+def test_a_symlink_loop_in_the_repository_is_refused(tmp_path):
+    repo = make_repo(tmp_path / "repo", "identity")
+    (repo / "identity" / "self").symlink_to("..")
+    p = build("build", "--model-repository", str(repo), "-t", "x:1", "-o", str(tmp_path / "o.tar"), check=False)
+    assert p.returncode == 1 and "a symlink to a directory already in the repository" in p.stderr, p.stderr
+    assert not (tmp_path / "o.tar").exists()
+
+
+def test_untagged_name_loads_as_latest_and_umask_does_not_matter(podman, tmp_path):
+    repo = make_repo(tmp_path / "repo", "identity")
+    out = tmp_path / "a.tar"
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
+    # A strict umask on the build host must not leave berth unexecutable in the image.
+    p = subprocess.run(["sh", "-c", 'umask 077 && exec "$@"', "sh", str(BERTH_BIN.resolve()), "build",
+                        "--model-repository", str(repo), "-t", "berth-test/untagged", "-o", str(out),
+                        "--format", "docker"], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr
+    manifest = json.loads(subprocess.run(["tar", "-xOf", str(out), "manifest.json"], capture_output=True,
+                                         check=True).stdout)
+    assert manifest[0]["RepoTags"] == ["berth-test/untagged:latest"]
+    podman.run("load", "-i", str(out))
+    cid, port = podman.start("berth-test/untagged:latest")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    assert infer(port, "identity", IDENTITY_REQUEST)[0]["data"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_dockerfile_context_dir_may_end_in_a_slash(tmp_path):
+    repo = make_repo(tmp_path / "repo", "identity")
+    build("dockerfile", "--model-repository", str(repo), "-t", "x:1", "-o", str(tmp_path / "ctx") + "/")
+    assert (tmp_path / "ctx" / "Dockerfile").exists()
+
+
 @pytest.mark.torch
 def test_torchscript_image_serves_the_mlp_with_openblas(podman, work):
     repo = make_repo(work / "mlp-repo", "mlp")
