@@ -47,7 +47,7 @@ class CsvReader final : public RecordReader {
       if (FastRecord(rec, check_count)) return true;
       size_t i = 0;  // scan position, relative to pos_ (survives refills)
       size_t len = 0, term = 0;
-      bool in_quotes = false, had_quotes = false;
+      bool in_quotes = false, had_quotes = false, cr_term = false;
       for (;;) {
         const char* b = pos_;
         size_t avail = static_cast<size_t>(end_ - pos_);
@@ -55,6 +55,16 @@ class CsvReader final : public RecordReader {
         if (!in_quotes) {
           auto* nl = static_cast<const char*>(std::memchr(b + i, '\n', avail - i));
           size_t stop = nl ? static_cast<size_t>(nl - b) : avail;
+          // A CR that no LF follows ends a record too (old Mac files), as in pandas.
+          bool lone_cr = false, cr_pending = false;
+          for (auto* cr = static_cast<const char*>(std::memchr(b + i, '\r', stop - i)); cr;
+               cr = static_cast<const char*>(std::memchr(cr + 1, '\r', stop - static_cast<size_t>(cr + 1 - b)))) {
+            size_t at = static_cast<size_t>(cr - b);
+            if (at + 1 < avail && b[at + 1] == '\n') continue;  // CRLF
+            (at + 1 == avail && !eof_ ? cr_pending : lone_cr) = true;
+            stop = at;
+            break;
+          }
           auto* q = static_cast<const char*>(std::memchr(b + i, '"', stop - i));
           while (q && q != b && q[-1] != ',') {  // a quote inside an unquoted field is data
             q = static_cast<const char*>(std::memchr(q + 1, '"', stop - static_cast<size_t>(q + 1 - b)));
@@ -64,12 +74,13 @@ class CsvReader final : public RecordReader {
             i = static_cast<size_t>(q - b) + 1;
             continue;
           }
-          if (nl) {
+          if (lone_cr || (nl && !cr_pending)) {
             len = stop;
             term = 1;
+            cr_term = lone_cr;
             break;
           }
-          i = avail;
+          i = cr_pending ? stop : avail;  // after a refill, look at that CR again
           need_more = true;
         } else {
           auto* q = static_cast<const char*>(std::memchr(b + i, '"', avail - i));
@@ -101,8 +112,8 @@ class CsvReader final : public RecordReader {
       }
       const char* b = pos_;
       size_t content = len;
-      if (content > 0 && b[content - 1] == '\r' && !in_quotes) --content;
-      int64_t newlines = std::count(b, b + len + term, '\n');
+      if (content > 0 && b[content - 1] == '\r' && !in_quotes && !cr_term) --content;
+      int64_t newlines = std::count(b, b + len + term, '\n') + (cr_term ? 1 : 0);
       if (!in_quotes && !had_quotes &&
           std::all_of(b, b + content, [](char ch) { return ch == ' ' || ch == '\t'; })) {  // a blank line
         pos_ += len + term;
@@ -143,7 +154,12 @@ class CsvReader final : public RecordReader {
     const char* field = b;
     for (; p < e; ++p) {
       char c = *p;
-      if (c != ',' && c != '\n' && c != '"') continue;
+      if (c != ',' && c != '\n' && c != '"' && c != '\r') continue;
+      if (c == '\r') {
+        if (p + 1 == e) return false;  // what follows is not read yet
+        if (p[1] == '\n') continue;    // CRLF: the LF ends the record
+        break;                         // a lone CR ends it too (old Mac files), as in pandas
+      }
       if (c == ',') {
         if (n < fields.size()) {
           fields[n] = std::string_view(field, static_cast<size_t>(p - field));
@@ -160,7 +176,7 @@ class CsvReader final : public RecordReader {
     }
     if (p == e) return false;
     const char* content_end = p;
-    if (content_end > b && content_end[-1] == '\r') --content_end;
+    if (*p == '\n' && content_end > b && content_end[-1] == '\r') --content_end;
     if (content_end == b || *b == ' ' || *b == '\t') {
       // A blank line (or one of spaces and tabs, which pandas skips too): the general path skips it.
       if (std::all_of(b, content_end, [](char ch) { return ch == ' ' || ch == '\t'; })) return false;

@@ -74,6 +74,17 @@ TEST_P(RecordReaderTest, QuotesNewlinesCrlfBomBlankLines) {
   EXPECT_EQ(lines, (std::vector<int64_t>{2, 3, 5, 6, 8, 9, 10}));
 }
 
+TEST_P(RecordReaderTest, LoneCarriageReturnsEndRecordsAsInPandas) {
+  std::string csv = "a,b\r1,2\r\r3,\"x\ry\"\r4,5\r\n6,7\r";
+  auto r = RecordReader::OpenCsv(Write(csv), Opts());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ((*r)->columns(), (std::vector<std::string>{"a", "b"}));
+  std::vector<int64_t> lines;
+  auto rows = ReadAll(**r, &lines);
+  EXPECT_EQ(rows, (std::vector<std::vector<std::string>>{{"1", "2"}, {"3", "x\ry"}, {"4", "5"}, {"6", "7"}}));
+  EXPECT_EQ(lines, (std::vector<int64_t>{2, 4, 5, 6}));
+}
+
 TEST_P(RecordReaderTest, BadRecordsCarryErrorsAndRawText) {
   std::string csv = "a,b\n1,2\n1,2,3\n4\n5,\"open\n6,7\n";
   auto r = RecordReader::OpenCsv(Write(csv), Opts());

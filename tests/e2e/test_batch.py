@@ -49,6 +49,8 @@ HOSTILE = (
     '6,' + "long" * 5000 + ',1,2,3\r\n'
     '7,"quote ""at end""",3.25,-0,1.7976931348623157e308\r\n'
     ' \t \r\n'  # a line of blanks: skipped, as pandas does
+    '9,"old\rmac",1,2,3\r'  # a lone CR ends a record (old Mac files); inside quotes it is data
+    '10,next,4,5,6\r\n'
     '8,trailing,inf,-inf,5'  # last line without a line end
 )
 
@@ -58,7 +60,7 @@ def test_hostile_csv_parses_as_pandas_does(tmp_path, identity3):
     inp.write_bytes(HOSTILE.encode())
     out = tmp_path / "out.csv"
     p = batch(identity3, inp, out, "--keep", "id,text")
-    assert "8 rows read = 8 written + 0 rejected" in p.stderr, p.stderr
+    assert "10 rows read = 10 written + 0 rejected" in p.stderr, p.stderr
 
     expected = pd.read_csv(inp, dtype={"text": str}, keep_default_na=True)
     got = pd.read_csv(out, dtype={"text": str})
