@@ -20,6 +20,7 @@ struct ServerOptions {
   uint16_t metrics_port = 8002;    // Prometheus /metrics; 0 = off
   int http_threads = 0;            // 0 = from the CPU quota (cgroup) and affinity
   int64_t request_timeout_ms = 0;  // queue timeout for requests without parameters.timeout_us; 0 = none
+  int64_t inline_max_us = 100;     // run a request on its I/O thread when the model is this fast; 0 = never
   uint64_t max_request_bytes = 64ull << 20;
   uint32_t max_header_bytes = 16 << 10;
   int read_timeout_secs = 30;               // to receive one whole request once it started

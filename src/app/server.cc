@@ -55,6 +55,7 @@ Status RunServer(const ServerOptions& o) {
   ModelRepository::Options ro;
   ro.root = o.model_repository;
   ro.backend_dir = o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir;
+  ro.inline_max_us = o.inline_max_us;
   ASSIGN_OR_RETURN(std::unique_ptr<ModelRepository> repository, ModelRepository::Create(ro));
 
   if (o.model_control_mode != "none" && o.model_control_mode != "poll" && o.model_control_mode != "explicit") {
@@ -91,6 +92,7 @@ Status RunServer(const ServerOptions& o) {
   spdlog::info("CPU budget: {}; HTTP I/O threads: {}{}", cpu.source, ho.threads,
                o.http_threads > 0 ? " (--http-threads)" : " (half the budget; executors use the rest)");
   ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Create(ho, &handler));
+  handler.SetInFlightGauge(&server->in_flight(), ho.threads);
   spdlog::info("berth {} listening on http://{}:{}, repository {}, backends in {}", Version(), o.host, server->port(),
                o.model_repository, ro.backend_dir);
   if (o.metrics_port != 0) {

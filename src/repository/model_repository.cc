@@ -231,7 +231,8 @@ Result<ResolvedModel> ResolveModel(const std::string& model_dir, const std::stri
 }
 
 Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_dir, const std::string& name,
-                                                       int64_t version, BackendRegistry* backends) {
+                                                       int64_t version, BackendRegistry* backends,
+                                                       int64_t inline_max_us) {
   ASSIGN_OR_RETURN(ResolvedModel resolved, ResolveModel(model_dir, name, version, backends));
   version = resolved.version;
   LoadedBackend* backend = resolved.backend;
@@ -247,6 +248,7 @@ Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_
   pool.config = shared_config;
   pool.version = version;
   pool.metrics = std::make_shared<ModelMetrics>();
+  pool.inline_max_us = inline_max_us;
   for (int i = 0; i < shared_config->instances; ++i) {
     ctx.instance_index = i;
     Result<std::unique_ptr<ModelInstance>> instance = Internal("backend threw an exception");
@@ -359,7 +361,8 @@ Status ModelRepository::LoadModel(const std::string& name) {
       }
       if (!slot.loaded) slot.state = ModelState::kLoading;
     }
-    Result<std::shared_ptr<ModelVersion>> mv = LoadModelVersion(dir.string(), name, v, &backends_);
+    Result<std::shared_ptr<ModelVersion>> mv =
+        LoadModelVersion(dir.string(), name, v, &backends_, options_.inline_max_us);
     std::lock_guard<std::mutex> lock(mu_);
     VersionSlot& slot = models_[name].versions[v];
     slot.fingerprint = fingerprint;

@@ -81,15 +81,17 @@ Result<ResolvedModel> ResolveModel(const std::string& model_dir, const std::stri
 
 // Loads version `version` (-1 = the highest) of the model in `model_dir`,
 // runs its warm-up, and returns it ready to serve. Used by the repository and
-// by `berth predict`.
+// by `berth predict`. `inline_max_us`: see InstancePool::Options.
 Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_dir, const std::string& name,
-                                                       int64_t version, BackendRegistry* backends);
+                                                       int64_t version, BackendRegistry* backends,
+                                                       int64_t inline_max_us = 0);
 
 class ModelRepository {
  public:
   struct Options {
     std::string root;
     std::string backend_dir;
+    int64_t inline_max_us = 0;  // InstancePool::Options::inline_max_us for every model
   };
 
   // Checks that the root is a readable directory. Loads nothing yet.

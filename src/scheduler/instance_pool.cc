@@ -34,8 +34,9 @@ Result<std::unique_ptr<InstancePool>> InstancePool::Create(Options options) {
   if (options.instances.empty()) return InvalidArgument("InstancePool needs at least one instance");
   if (!options.metrics) options.metrics = std::make_shared<ModelMetrics>();
   std::unique_ptr<InstancePool> pool(new InstancePool(std::move(options)));
-  for (auto& instance : pool->options_.instances) {
-    pool->threads_.emplace_back([p = pool.get(), i = instance.get()] { p->RunExecutor(i); });
+  pool->slots_.resize(pool->options_.instances.size());
+  for (size_t i = 0; i < pool->options_.instances.size(); ++i) {
+    pool->threads_.emplace_back([p = pool.get(), i] { p->RunExecutor(i); });
   }
   return pool;
 }
@@ -44,11 +45,27 @@ InstancePool::InstancePool(Options options) : options_(std::move(options)), conf
 
 InstancePool::~InstancePool() { Stop(); }
 
-void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletion done) {
+void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletion done, bool may_run_here) {
+  constexpr size_t kNone = static_cast<size_t>(-1);
   Status refused;
+  size_t borrowed = kNone;
+  bool wake_all = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) {
+    if (may_run_here && !stopping_ && queue_.empty() && !config_.dynamic_batching &&
+        FastEnough(request->batch_size)) {
+      for (size_t i = 0; i < slots_.size(); ++i) {
+        if (!slots_[i].busy && !slots_[i].lent) {
+          slots_[i].lent = true;
+          ++lent_;
+          borrowed = i;
+          break;
+        }
+      }
+    }
+    if (borrowed != kNone) {
+      // runs below, outside the lock
+    } else if (stopping_) {
       refused = Unavailable("model '" + config_.name + "' is shutting down");
     } else if (queue_.size() >= static_cast<size_t>(config_.max_queue_size)) {
       refused = ResourceExhausted("model '" + config_.name + "': queue is full (" +
@@ -56,10 +73,44 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
     } else {
       queue_.push_back(Item{std::move(request), std::move(done), Clock::now()});
       options_.metrics->queue_depth.fetch_add(1, std::memory_order_relaxed);
+      wake_all = lent_ > 0;  // notify_one might wake only the executor of a lent instance
     }
   }
   if (!refused.ok()) return done(refused);
-  cv_.notify_one();
+  if (borrowed == kNone) {
+    if (wake_all) {
+      cv_.notify_all();
+    } else {
+      cv_.notify_one();
+    }
+    return;
+  }
+  std::vector<Item> batch;
+  batch.push_back(Item{std::move(request), std::move(done), Clock::now()});
+  RunBatch(*options_.instances[borrowed], batch);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    slots_[borrowed].lent = false;
+    --lent_;
+  }
+  cv_.notify_all();  // its executor may have work waiting, and Stop() may wait for the loan
+}
+
+bool InstancePool::FastEnough(int64_t rows) const {
+  if (options_.inline_max_us <= 0 || observed_.load(std::memory_order_relaxed) < 4) return false;
+  double avg_rows = std::max(1.0, avg_rows_.load(std::memory_order_relaxed));
+  double expected = avg_us_.load(std::memory_order_relaxed) * std::max(1.0, static_cast<double>(rows) / avg_rows);
+  return expected <= static_cast<double>(options_.inline_max_us);
+}
+
+void InstancePool::Observe(int64_t rows, double micros) {
+  // Exponential moving averages (1/8 weight for the newest); the first sample starts them.
+  bool first = observed_.fetch_add(1, std::memory_order_relaxed) == 0;
+  double w = first ? 1.0 : 0.125;
+  double us = avg_us_.load(std::memory_order_relaxed);
+  double r = avg_rows_.load(std::memory_order_relaxed);
+  avg_us_.store(us + w * (micros - us), std::memory_order_relaxed);
+  avg_rows_.store(r + w * (static_cast<double>(rows) - r), std::memory_order_relaxed);
 }
 
 void InstancePool::Stop() {
@@ -72,6 +123,8 @@ void InstancePool::Stop() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return lent_ == 0; });  // a caller still running a request inline
 }
 
 int64_t InstancePool::GatherableRows(size_t* count) const {
@@ -88,10 +141,11 @@ int64_t InstancePool::GatherableRows(size_t* count) const {
   return rows;
 }
 
-std::vector<InstancePool::Item> InstancePool::NextBatch(std::unique_lock<std::mutex>& lock,
+std::vector<InstancePool::Item> InstancePool::NextBatch(std::unique_lock<std::mutex>& lock, size_t index,
                                                         std::vector<Item>* expired) {
+  slots_[index].busy = false;
   for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    cv_.wait(lock, [&] { return !slots_[index].lent && (stopping_ || !queue_.empty()); });
     Clock::time_point now = Clock::now();
     for (auto it = queue_.begin(); it != queue_.end();) {
       if (it->request->deadline < now) {
@@ -137,17 +191,19 @@ std::vector<InstancePool::Item> InstancePool::NextBatch(std::unique_lock<std::mu
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
+    slots_[index].busy = true;
     return batch;
   }
 }
 
-void InstancePool::RunExecutor(ModelInstance* instance) {
+void InstancePool::RunExecutor(size_t index) {
+  ModelInstance* instance = options_.instances[index].get();
   for (;;) {
     std::vector<Item> expired;
     std::vector<Item> batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      batch = NextBatch(lock, &expired);
+      batch = NextBatch(lock, index, &expired);
     }
     options_.metrics->queue_depth.fetch_sub(static_cast<int64_t>(batch.size() + expired.size()),
                                             std::memory_order_relaxed);
@@ -194,7 +250,9 @@ void InstancePool::RunBatchUnguarded(ModelInstance& instance, std::vector<Item>&
 
   if (batch.size() == 1) {  // nothing to merge or split
     Result<InferResponse> r = ExecuteRequest(instance, config_, options_.version, *batch[0].request);
-    Finish(batch[0], std::move(r), MicrosBetween(batch[0].enqueued, start), MicrosBetween(start, Clock::now()));
+    Clock::time_point end = Clock::now();
+    Observe(total, std::chrono::duration<double, std::micro>(end - start).count());
+    Finish(batch[0], std::move(r), MicrosBetween(batch[0].enqueued, start), MicrosBetween(start, end));
     return;
   }
   std::vector<InferRequest*> requests;
@@ -203,7 +261,9 @@ void InstancePool::RunBatchUnguarded(ModelInstance& instance, std::vector<Item>&
   std::vector<Tensor> outputs;
   Status s = instance.Execute(inputs, &outputs);
   s = s.ok() ? ValidateOutputs(config_, total, outputs) : WithModel(config_, options_.version, s);
-  int64_t compute_us = MicrosBetween(start, Clock::now());
+  Clock::time_point end = Clock::now();
+  Observe(total, std::chrono::duration<double, std::micro>(end - start).count());
+  int64_t compute_us = MicrosBetween(start, end);
   if (!s.ok()) {  // every request of a failed batch gets the error
     for (Item& item : batch) Finish(item, s, MicrosBetween(item.enqueued, start), compute_us);
     return;

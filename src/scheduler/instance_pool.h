@@ -4,8 +4,18 @@
 // gathers queued requests (Triton semantics) up to max_batch_size rows, a
 // preferred batch size, or until the oldest has waited max_queue_delay_us,
 // runs them as one batch and splits the results back.
+//
+// Inline execution: a two-thread hand-off (I/O thread -> executor -> I/O
+// thread) costs tens of microseconds of wake-ups, more than a small model's
+// whole forward pass. So when the caller allows it, the queue is empty, an
+// instance is idle, the model has no dynamic batching, and its measured
+// execution time (scaled to the request's rows) is within `inline_max_us`,
+// the caller borrows that instance and runs the request on its own thread.
+// A slow model is never run inline, so it cannot stall an I/O thread for
+// longer than that bound.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -26,13 +36,14 @@ class InstancePool final : public Scheduler {
     int64_t version = 0;
     std::vector<std::unique_ptr<ModelInstance>> instances;  // one executor thread each
     std::shared_ptr<ModelMetrics> metrics;                  // optional
+    int64_t inline_max_us = 0;                              // 0 = never run on the caller's thread
   };
 
   // Starts one executor thread per instance.
   static Result<std::unique_ptr<InstancePool>> Create(Options options);
   ~InstancePool() override;
 
-  void Enqueue(std::unique_ptr<InferRequest> request, InferCompletion done) override;
+  void Enqueue(std::unique_ptr<InferRequest> request, InferCompletion done, bool may_run_here = false) override;
   void Stop() override;
 
  private:
@@ -42,12 +53,23 @@ class InstancePool final : public Scheduler {
     std::chrono::steady_clock::time_point enqueued;
   };
 
+  // Per instance, GUARDED_BY(mu_).
+  struct Slot {
+    bool busy = false;  // its executor is running a batch
+    bool lent = false;  // a caller runs a request on it inline
+  };
+
   explicit InstancePool(Options options);
-  void RunExecutor(ModelInstance* instance);
+  void RunExecutor(size_t index);
   // Takes the next batch off the queue, waiting for company as configured.
   // Empty when stopping with nothing left. Fills `expired` with requests
-  // whose deadline passed while queued.
-  std::vector<Item> NextBatch(std::unique_lock<std::mutex>& lock, std::vector<Item>* expired);
+  // whose deadline passed while queued. The executor of `index` waits while
+  // its instance is lent.
+  std::vector<Item> NextBatch(std::unique_lock<std::mutex>& lock, size_t index, std::vector<Item>* expired);
+  // Whether a request of `rows` rows is expected to run within inline_max_us.
+  bool FastEnough(int64_t rows) const;
+  // Records one execution for FastEnough.
+  void Observe(int64_t rows, double micros);
   // Rows of queued requests, from the front, that could run as one batch.
   int64_t GatherableRows(size_t* count) const;
   void RunBatch(ModelInstance& instance, std::vector<Item>& batch);
@@ -60,6 +82,13 @@ class InstancePool final : public Scheduler {
   std::condition_variable cv_;
   std::deque<Item> queue_;  // GUARDED_BY(mu_)
   bool stopping_ = false;   // GUARDED_BY(mu_)
+  std::vector<Slot> slots_;  // GUARDED_BY(mu_)
+  int lent_ = 0;             // GUARDED_BY(mu_): instances lent now
+  // Moving averages of recent executions, for FastEnough. Updated without a
+  // lock from several threads: a lost update only delays the estimate.
+  std::atomic<double> avg_us_{0};
+  std::atomic<double> avg_rows_{0};
+  std::atomic<int64_t> observed_{0};
   std::vector<std::thread> threads_;
 };
 

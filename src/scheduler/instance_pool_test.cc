@@ -243,5 +243,133 @@ TEST(InstancePoolTest, ExpiredRequestsAreDroppedWithAClearError) {
   EXPECT_NE(r.status().message().find("past its timeout"), std::string::npos);
 }
 
+// Doubles its FP32 input after sleeping *delay_us; counts calls that overlap
+// (one instance must never run two requests at once).
+class TimedInstance final : public ModelInstance {
+ public:
+  TimedInstance(const std::atomic<int64_t>* delay_us, std::atomic<int>* overlaps, std::atomic<int>* calls)
+      : delay_us_(delay_us), overlaps_(overlaps), calls_(calls) {}
+  Status Execute(std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) override {
+    if (inside_.fetch_add(1) != 0) overlaps_->fetch_add(1);
+    calls_->fetch_add(1);
+    if (int64_t d = delay_us_->load(); d > 0) std::this_thread::sleep_for(std::chrono::microseconds(d));
+    Tensor out = inputs[0];
+    float* p = reinterpret_cast<float*>(out.data.data());
+    for (size_t i = 0; i < out.data.size() / 4; ++i) p[i] *= 2;
+    outputs->push_back(std::move(out));
+    inside_.fetch_sub(1);
+    return Status::Ok();
+  }
+
+ private:
+  const std::atomic<int64_t>* delay_us_;
+  std::atomic<int>* overlaps_;
+  std::atomic<int>* calls_;
+  std::atomic<int> inside_{0};
+};
+
+struct TimedPool {
+  std::atomic<int64_t> delay_us{0};
+  std::atomic<int> overlaps{0};
+  std::atomic<int> calls{0};
+  std::unique_ptr<InstancePool> pool;
+
+  TimedPool(int instances, int64_t delay, int64_t inline_max_us, const std::string& batching = "") {
+    delay_us = delay;
+    InstancePool::Options o;
+    o.config = Config(1024, batching);
+    o.version = 1;
+    o.inline_max_us = inline_max_us;
+    for (int i = 0; i < instances; ++i) o.instances.push_back(std::make_unique<TimedInstance>(&delay_us, &overlaps, &calls));
+    pool = InstancePool::Create(std::move(o)).value();
+  }
+
+  // Sends one request and returns the thread its answer came on; checks the answer.
+  std::thread::id Run(float v, bool may_run_here) {
+    std::promise<std::thread::id> on;
+    pool->Enqueue(
+        Request(v),
+        [&](Result<InferResponse> r) {
+          EXPECT_TRUE(r.ok()) << r.status().message();
+          if (r.ok()) {
+            EXPECT_EQ(Values(r->outputs[0]), std::vector<float>{2 * v});
+          }
+          on.set_value(std::this_thread::get_id());
+        },
+        may_run_here);
+    return on.get_future().get();
+  }
+
+  // Runs `n` requests through the queue, so that the pool has measured the model.
+  void Measure(int n) {
+    for (int i = 0; i < n; ++i) Run(static_cast<float>(i), false);
+  }
+};
+
+TEST(InlineExecutionTest, FastModelRunsOnTheCallersThreadOnceMeasured) {
+  TimedPool p(1, 0, 100000);
+  const auto me = std::this_thread::get_id();
+  EXPECT_NE(p.Run(1, true), me);  // not measured yet: queued
+  p.Measure(8);
+  // Measured fast: runs here once the instance is idle (its executor may
+  // still be finishing the previous request for a moment).
+  bool ran_here = false;
+  for (int i = 0; i < 1000 && !ran_here; ++i) ran_here = p.Run(2, true) == me;
+  EXPECT_TRUE(ran_here);
+  EXPECT_NE(p.Run(3, false), me);  // the caller did not allow it
+  EXPECT_EQ(p.overlaps.load(), 0);
+}
+
+TEST(InlineExecutionTest, SlowModelStaysOnTheExecutor) {
+  TimedPool p(1, 3000, 1000);  // 3 ms per execution, inline bound 1 ms
+  p.Measure(6);
+  EXPECT_NE(p.Run(1, true), std::this_thread::get_id());
+}
+
+TEST(InlineExecutionTest, OffWhenTheBoundIsZeroOrWithDynamicBatching) {
+  TimedPool off(1, 0, 0);
+  off.Measure(8);
+  EXPECT_NE(off.Run(1, true), std::this_thread::get_id());
+  TimedPool batched(1, 0, 100000, "dynamic_batching: {max_queue_delay_us: 100}\n");
+  batched.Measure(8);
+  EXPECT_NE(batched.Run(1, true), std::this_thread::get_id());
+}
+
+TEST(InlineExecutionTest, ConcurrentCallersNeverShareAnInstanceAndEachGetsItsOwnAnswer) {
+  TimedPool p(2, 0, 100000);
+  p.Measure(8);
+  std::atomic<int> inline_runs{0}, queued_runs{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < 1000; ++i) {
+        bool here = i % 4 != 0;  // mix callers that allow inline execution with ones that do not
+        if (p.Run(static_cast<float>(t * 10000 + i), here) == std::this_thread::get_id()) {
+          inline_runs.fetch_add(1);
+        } else {
+          queued_runs.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(p.overlaps.load(), 0);
+  EXPECT_EQ(inline_runs.load() + queued_runs.load(), 4000);
+  EXPECT_GT(inline_runs.load(), 0);
+  EXPECT_GE(queued_runs.load(), 1000);
+}
+
+TEST(InlineExecutionTest, StopWaitsForARequestRunningInline) {
+  TimedPool p(1, 0, 100000);
+  p.Measure(8);
+  p.delay_us = 50000;  // the next execution takes 50 ms, though the pool still thinks it is fast
+  std::atomic<bool> answered{false};
+  std::thread caller([&] { p.pool->Enqueue(Request(1), [&](Result<InferResponse> r) { answered = r.ok(); }, true); });
+  while (p.calls.load() < 9) std::this_thread::yield();  // the inline execution has begun
+  p.pool->Stop();
+  EXPECT_TRUE(answered.load());  // Stop returned only after the loaned instance came back
+  caller.join();
+}
+
 }  // namespace
 }  // namespace berth

@@ -38,6 +38,12 @@ int main(int argc, char** argv) {
                    "Longest a request may wait in a model's queue unless it sets parameters.timeout_us; 0 = none")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
+  serve
+      ->add_option("--inline-max-us", serve_opts.inline_max_us,
+                   "Run a request on its HTTP thread, skipping the queue, when an instance is idle and the model "
+                   "has no dynamic batching and takes at most this long (measured); 0 = never")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   serve->add_option("--max-request-bytes", serve_opts.max_request_bytes, "Largest request body accepted (413 above)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));

@@ -277,6 +277,8 @@ Result<uint16_t> HttpServer::AddListener(uint16_t port, HttpHandler* handler) {
 
 HttpServer::~HttpServer() = default;
 
+const std::atomic<int64_t>& HttpServer::in_flight() const { return shared_->in_flight; }
+
 bool HttpServer::Run() {
   Shared* shared = shared_.get();
   net::io_context& ioc = shared->ioc;

@@ -57,6 +57,8 @@ class HttpServer {
 
   uint16_t port() const { return port_; }
   bool draining() const { return draining_.load(); }
+  // Requests read and not yet answered (written), on every listener.
+  const std::atomic<int64_t>& in_flight() const;
 
   // Internal: per-connection bookkeeping.
   struct Shared;

@@ -217,6 +217,7 @@ void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version
   if (timeout_us > 0 && timeout_us < kMaxTimeoutUs)
     request->deadline = received + std::chrono::microseconds(timeout_us);
 
+  bool may_run_here = in_flight_ != nullptr && in_flight_->load(std::memory_order_relaxed) <= inline_limit_;
   version_ptr->scheduler->Enqueue(
       std::move(request), [respond = std::move(respond), keep = version_ptr, received](Result<InferResponse> result) {
         ModelMetrics& m = *keep->metrics;
@@ -239,7 +240,8 @@ void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version
         }
         res.body() = std::move(enc.body);
         respond(std::move(res));
-      });
+      },
+      may_run_here);
 }
 
 }  // namespace berth

@@ -19,6 +19,15 @@ class V2Handler final : public HttpHandler {
     std::string auth_token;               // required for everything but health; "" = open
   };
 
+  // Lets an infer request run on the I/O thread that read it (see
+  // InstancePool) only while at most `limit` requests are in flight: under
+  // load the I/O threads are better spent reading and writing while
+  // executors run models. Without a gauge, never.
+  void SetInFlightGauge(const std::atomic<int64_t>* in_flight, int64_t limit) {
+    in_flight_ = in_flight;
+    inline_limit_ = limit;
+  }
+
   // `repository` and `draining` outlive the handler.
   V2Handler(ModelRepository* repository, const std::atomic<bool>* draining, Options options)
       : repository_(repository), draining_(draining), options_(options) {}
@@ -38,6 +47,8 @@ class V2Handler final : public HttpHandler {
   ModelRepository* repository_;
   const std::atomic<bool>* draining_;
   Options options_;
+  const std::atomic<int64_t>* in_flight_ = nullptr;
+  int64_t inline_limit_ = 0;
 };
 
 }  // namespace berth
