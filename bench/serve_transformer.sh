@@ -6,7 +6,8 @@
 #   2. encoder_batched  berth, dynamic batching on (max_queue_delay_us 2000,
 #                       preferred batch sizes 8, 16, 32)
 #   3. compute ceiling  the model called in-process in a loop at batch sizes
-#                       1, 8, 16, 32: in-process LibTorch via Python, 1 thread
+#                       1, 8, 16, 32: LibTorch from C++ (build/bin/berth_torch_ceiling,
+#                       1 thread), and the same loop from Python for reference
 #
 # One berth process serves both models (127.0.0.1, free ports, metrics on a
 # free loopback port so that the batch sizes berth formed can be read back).
@@ -29,7 +30,7 @@
 #   SWEEP="1 2 4 8 16 32 64"   concurrency levels ("1 8 32" with --smoke)
 #   CEILING_BATCHES="1 8 16 32"
 #   WRK_THREADS=2
-#   BERTH_BIN=build/bin/berth  MODEL_REPO=bench/models
+#   BERTH_BIN=build/bin/berth  MODEL_REPO=bench/models  CEILING_BIN=build/bin/berth_torch_ceiling
 #   BERTH_EXTRA_ARGS=""   extra arguments for berth serve (recorded)
 #   KEEP_WORK=1           keep the temp dir with all raw logs
 # exit status: 0 when every contender ran without errors; 1 when one failed or
@@ -61,6 +62,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 CEILING_BATCHES=${CEILING_BATCHES:-"1 8 16 32"}
 WRK_THREADS=${WRK_THREADS:-2}
 BERTH_BIN=${BERTH_BIN:-build/bin/berth}
+CEILING_BIN=${CEILING_BIN:-build/bin/berth_torch_ceiling}
 MODEL_REPO=${MODEL_REPO:-bench/models}
 BERTH_EXTRA_ARGS=${BERTH_EXTRA_ARGS:-}
 MODELS=(encoder encoder_batched)
@@ -75,7 +77,7 @@ for n in $SWEEP $CEILING_BATCHES; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "serve_transformer.sh: SWEEP and CEILING_BATCHES take positive integers, got '$n'" >&2; exit 2; }
 done
 missing=()
-for t in wrk hey curl timeout "$PY"; do
+for t in wrk hey curl timeout "$PY" "$CEILING_BIN"; do
   command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
 "$PY" -c 'import torch, numpy, matplotlib' 2>/dev/null || missing+=("python3-torch/python3-numpy/python3-matplotlib for $PY")
@@ -351,15 +353,27 @@ if [[ -n $BERTH_PID ]]; then
 fi
 
 # ---------------------------------------------------------------- 3. compute ceiling
+# The ceiling: LibTorch called from C++ in a loop (build/bin/berth_torch_ceiling), 1 intra-op thread and
+# OPENBLAS_NUM_THREADS=1 as berth runs the model. The same loop from Python follows, for reference.
 # shellcheck disable=SC2206  # CEILING_BATCHES is a list of integers, checked above
-COMPUTE_ARGS=(bench/compute_ceiling_transformer.py "$MODEL_PT" "$DURATION" $CEILING_BATCHES)
-record compute "$PY" "${COMPUTE_ARGS[@]}"
-log "compute ceiling (in-process LibTorch via Python, 1 thread): ${DURATION}s per batch size"
-if run_bounded $((5 * DURATION + 60)) "$WORK/compute.out" "$PY" "${COMPUTE_ARGS[@]}" &&
+COMPUTE_ARGS=(env OPENBLAS_NUM_THREADS=1 "$CEILING_BIN" "$MODEL_PT" "$DURATION" 1 32x128 $CEILING_BATCHES)
+record compute "${COMPUTE_ARGS[@]}"
+log "compute ceiling (in-process LibTorch from C++, 1 thread): ${DURATION}s per batch size"
+if run_bounded $((5 * DURATION + 60)) "$WORK/compute.out" "${COMPUTE_ARGS[@]}" &&
    tail -n 1 "$WORK/compute.out" >"$WORK/compute.json"; then
   set_status compute ok ""
 else
-  set_status compute failed "compute_ceiling_transformer.py failed: $(tail -n 3 "$WORK/compute.out.err")"
+  set_status compute failed "berth_torch_ceiling failed: $(tail -n 3 "$WORK/compute.out.err")"
+fi
+# shellcheck disable=SC2206
+PY_COMPUTE_ARGS=(bench/compute_ceiling_transformer.py "$MODEL_PT" "$DURATION" $CEILING_BATCHES)
+record compute_python "$PY" "${PY_COMPUTE_ARGS[@]}"
+log "the same from Python (torch.jit, 1 thread): ${DURATION}s per batch size"
+if run_bounded $((5 * DURATION + 60)) "$WORK/compute_python.out" "$PY" "${PY_COMPUTE_ARGS[@]}" &&
+   tail -n 1 "$WORK/compute_python.out" >"$WORK/compute_python.json"; then
+  set_status compute_python ok ""
+else
+  set_status compute_python failed "compute_ceiling_transformer.py failed: $(tail -n 3 "$WORK/compute_python.out.err")"
 fi
 
 # ---------------------------------------------------------------- 4. report

@@ -151,7 +151,7 @@ def plot(path, sweeps, ceiling_best, title):
     series = [(label.replace("`", ""), [(r["rows"], r["p99"], r["connections"]) for r in sweeps.get(key, []) if r])
               for key, label in CONFIGS]
     vline = ceiling_best and (ceiling_best["rows_per_s"], f"compute ceiling, batch {ceiling_best['batch']} "
-                                                         "(in-process LibTorch via Python, 1 thread)")
+                                                         "(LibTorch from C++, 1 thread)")
     plot_sweep(path, series, title, "throughput (rows/s = req/s, batch 1 per request)", vline)
 
 
@@ -170,7 +170,7 @@ def main():
 
     status = read_status(W)
     problems = []
-    for name in [k for k, _ in CONFIGS] + ["compute"]:
+    for name in [k for k, _ in CONFIGS] + ["compute", "compute_python"]:
         st, why = status.get(name, ("failed", "did not run"))
         if st != "ok":
             problems.append(f"{name}: {why}")
@@ -196,9 +196,13 @@ def main():
             if why:
                 problems.append(f"{key}: {why}")
 
-    compute = None
+    compute = compute_py = None
     try:
         compute = json.loads(read(p("compute.json")))
+    except ValueError:
+        pass
+    try:
+        compute_py = json.loads(read(p("compute_python.json")))
     except ValueError:
         pass
     ceil_best = max(compute["results"], key=lambda r: r["rows_per_s"]) if compute else None
@@ -261,23 +265,37 @@ def main():
              "(all three share the 2 CPUs with the server).")
     L.append("")
 
-    L.append("### Compute ceiling: in-process LibTorch via Python, 1 thread")
-    L.append("")
-    if compute:
-        L.append(f"The same `model.pt` called in a loop in-process (`torch.jit.load`, `torch.set_num_threads(1)`, "
-                 f"`torch.inference_mode()`, torch {compute['torch']}), random input [batch, 32, 128]; no HTTP, no "
-                 f"serialisation, no queue. The Python call overhead, measured on a no-op scripted module, is "
-                 f"{compute['python_call_overhead_us']:.1f} µs per call: small next to a forward pass here, so this "
-                 "is close to what LibTorch from C++ would do on one thread (`bench/compute_ceiling_transformer.py`).")
-        L.append("")
+    def ceiling_table(c, best):
         L.append("| batch | calls/s | rows/s | µs per call | µs per row |")
         L.append("|---:|---:|---:|---:|---:|")
-        for r in compute["results"]:
-            best = " (best)" if r is ceil_best else ""
-            L.append(f"| {r['batch']}{best} | {fmt(r['calls_per_s'], 1)} | **{fmt(r['rows_per_s'])}** | "
+        for r in c["results"]:
+            mark = " (best)" if r is best else ""
+            L.append(f"| {r['batch']}{mark} | {fmt(r['calls_per_s'], 1)} | **{fmt(r['rows_per_s'])}** | "
                      f"{fmt(r['us_per_call'])} | {fmt(r['us_per_call'] / r['batch'])} |")
+
+    L.append("### Compute ceiling: in-process LibTorch from C++, 1 thread")
+    L.append("")
+    if compute:
+        L.append(f"The same `model.pt` called in a loop by `build/bin/berth_torch_ceiling` "
+                 f"(backends/torchscript/compute_ceiling.cc: `torch::jit::load`, `at::set_num_threads(1)`, "
+                 f"`c10::InferenceMode`, OPENBLAS_NUM_THREADS=1, LibTorch {compute['torch']}), random input "
+                 "[batch, 32, 128], after a 1 s warm-up; no HTTP, no serialisation, no queue, no berth code. "
+                 "The ratios below are against this.")
+        L.append("")
+        ceiling_table(compute, ceil_best)
     else:
         L.append(f"failed: {status.get('compute', ('', 'did not run'))[1]}")
+    L.append("")
+    L.append("For reference, the same loop from Python (`bench/compute_ceiling_transformer.py`: `torch.jit.load`, "
+             "`torch.set_num_threads(1)`, `torch.inference_mode()`):")
+    L.append("")
+    if compute_py:
+        L.append(f"Python call overhead on a no-op scripted module: {compute_py['python_call_overhead_us']:.1f} µs "
+                 "per call.")
+        L.append("")
+        ceiling_table(compute_py, max(compute_py["results"], key=lambda r: r["rows_per_s"]))
+    else:
+        L.append(f"failed: {status.get('compute_python', ('', 'did not run'))[1]}")
     L.append("")
 
     L.append("### Ratios")
