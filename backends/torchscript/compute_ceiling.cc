@@ -33,8 +33,8 @@ struct Point {
 // TorchScript module run the profiling executor and optimise the graph).
 Point Measure(torch::jit::script::Module& model, const torch::Tensor& x, double seconds) {
   std::vector<torch::jit::IValue> in{x};
-  Clock::time_point warm_until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                                    std::chrono::duration<double>(std::min(1.0, seconds)));
+  Clock::time_point warm_until =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::min(1.0, seconds)));
   while (Clock::now() < warm_until) model.forward(in);
   Point p;
   p.batch = x.size(0);
@@ -126,7 +126,8 @@ int main(int argc, char** argv) {
                   p.seconds, p.calls / p.seconds, p.calls * p.batch / p.seconds, p.seconds / p.calls * 1e6);
     results += line;
   }
-  std::printf("{\"kind\":\"in-process LibTorch from C++, %d thread%s\",\"torch\":\"%s\",\"threads\":%d,\"results\":[%s]}\n",
-              threads, threads == 1 ? "" : "s", TORCH_VERSION, at::get_num_threads(), results.c_str());
+  std::printf(
+      "{\"kind\":\"in-process LibTorch from C++, %d thread%s\",\"torch\":\"%s\",\"threads\":%d,\"results\":[%s]}\n",
+      threads, threads == 1 ? "" : "s", TORCH_VERSION, at::get_num_threads(), results.c_str());
   return 0;
 }

@@ -52,8 +52,7 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
   bool wake_all = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (may_run_here && !stopping_ && queue_.empty() && !config_.dynamic_batching &&
-        FastEnough(request->batch_size)) {
+    if (may_run_here && !stopping_ && queue_.empty() && !config_.dynamic_batching && FastEnough(request->batch_size)) {
       for (size_t i = 0; i < slots_.size(); ++i) {
         if (!slots_[i].busy && !slots_[i].lent) {
           slots_[i].lent = true;
@@ -93,7 +92,10 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
     slots_[borrowed].lent = false;
     --lent_;
   }
-  cv_.notify_all();  // its executor may have work waiting, and Stop() may wait for the loan
+  // Its executor may have work waiting, or Stop() may wait for the loan. Waking the idle executors even
+  // when neither holds is deliberate: measured on the 2-vCPU build VM, skipping it halved the rate of a
+  // single connection (the wake-up keeps the second vCPU out of a deep idle state; see the closing note).
+  cv_.notify_all();
 }
 
 bool InstancePool::FastEnough(int64_t rows) const {

@@ -80,8 +80,8 @@ class InstancePool final : public Scheduler {
   const ModelConfig& config_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Item> queue_;  // GUARDED_BY(mu_)
-  bool stopping_ = false;   // GUARDED_BY(mu_)
+  std::deque<Item> queue_;   // GUARDED_BY(mu_)
+  bool stopping_ = false;    // GUARDED_BY(mu_)
   std::vector<Slot> slots_;  // GUARDED_BY(mu_)
   int lent_ = 0;             // GUARDED_BY(mu_): instances lent now
   // Moving averages of recent executions, for FastEnough. Updated without a

@@ -280,7 +280,8 @@ struct TimedPool {
     o.config = Config(1024, batching);
     o.version = 1;
     o.inline_max_us = inline_max_us;
-    for (int i = 0; i < instances; ++i) o.instances.push_back(std::make_unique<TimedInstance>(&delay_us, &overlaps, &calls));
+    for (int i = 0; i < instances; ++i)
+      o.instances.push_back(std::make_unique<TimedInstance>(&delay_us, &overlaps, &calls));
     pool = InstancePool::Create(std::move(o)).value();
   }
 
@@ -364,7 +365,10 @@ TEST(InlineExecutionTest, StopWaitsForARequestRunningInline) {
   p.Measure(8);
   p.delay_us = 50000;  // the next execution takes 50 ms, though the pool still thinks it is fast
   std::atomic<bool> answered{false};
-  std::thread caller([&] { p.pool->Enqueue(Request(1), [&](Result<InferResponse> r) { answered = r.ok(); }, true); });
+  std::thread caller([&] {
+    p.pool->Enqueue(
+        Request(1), [&](Result<InferResponse> r) { answered = r.ok(); }, true);
+  });
   while (p.calls.load() < 9) std::this_thread::yield();  // the inline execution has begun
   p.pool->Stop();
   EXPECT_TRUE(answered.load());  // Stop returned only after the loaned instance came back

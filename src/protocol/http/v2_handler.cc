@@ -219,7 +219,8 @@ void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version
 
   bool may_run_here = in_flight_ != nullptr && in_flight_->load(std::memory_order_relaxed) <= inline_limit_;
   version_ptr->scheduler->Enqueue(
-      std::move(request), [respond = std::move(respond), keep = version_ptr, received](Result<InferResponse> result) {
+      std::move(request),
+      [respond = std::move(respond), keep = version_ptr, received](Result<InferResponse> result) {
         ModelMetrics& m = *keep->metrics;
         auto elapsed = std::chrono::steady_clock::now() - received;
         m.request_duration_us.Observe(
