@@ -5,7 +5,8 @@
 #   2. Flask          gunicorn + Flask, 2 workers, same model, path and JSON
 #   3. FastAPI        uvicorn + FastAPI, as many workers as gunicorn, same model code
 #   4. nginx          the exact berth response body as a static file (HTTP ceiling)
-#   5. compute        the model called in-process from Python in a loop (compute ceiling)
+#   5. compute        the model called in-process in a loop (compute ceiling): LibTorch from
+#                     C++ (build/bin/berth_torch_ceiling), and from Python for reference
 #
 # All servers listen on 127.0.0.1 only, on free ports, and are stopped by the
 # PIDs this script started (trap on EXIT). Each server is warmed up, then
@@ -31,7 +32,7 @@
 #   UVICORN_WORKERS=$GUNICORN_WORKERS
 #   FASTAPI_NODELAY=1  TCP_NODELAY work-around for uvicorn --workers (bench/fastapi_app.py); 0: stock
 #   NGINX_WORKERS=2
-#   BERTH_BIN=build/bin/berth  MODEL_REPO=examples/models
+#   BERTH_BIN=build/bin/berth  MODEL_REPO=examples/models  CEILING_BIN=build/bin/berth_torch_ceiling
 #   BERTH_EXTRA_ARGS=""        extra arguments for berth serve (recorded)
 #   KEEP_WORK=1                keep the temp dir with all raw logs
 #   BENCH_SKIP_BERTH=1         development only: run without berth (nginx then
@@ -70,6 +71,7 @@ SWEEP_LEVELS=${SWEEP_LEVELS:-"1 2 4 8 16 32 64"}
 SWEEP_CONTENDERS=${SWEEP_CONTENDERS:-"berth flask fastapi"}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 BERTH_BIN=${BERTH_BIN:-build/bin/berth}
+CEILING_BIN=${CEILING_BIN:-build/bin/berth_torch_ceiling}
 MODEL_REPO=${MODEL_REPO:-examples/models}
 BERTH_EXTRA_ARGS=${BERTH_EXTRA_ARGS:-}
 SKIP_BERTH=${BENCH_SKIP_BERTH:-0}
@@ -93,7 +95,7 @@ for n in $SWEEP_CONTENDERS; do
   [[ $n =~ ^(berth|flask|fastapi|nginx)$ ]] || { echo "serve_mlp.sh: SWEEP_CONTENDERS takes berth flask fastapi nginx, got '$n'" >&2; exit 2; }
 done
 missing=()
-for t in wrk hey curl timeout "$PY" "$NGINX"; do
+for t in wrk hey curl timeout "$PY" "$NGINX" "$CEILING_BIN"; do
   command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
 "$PY" -c 'import torch, flask, gunicorn, fastapi, uvicorn' 2>/dev/null ||
@@ -377,6 +379,15 @@ if run_bounded $((2 * DURATION + 60)) "$WORK/compute.out" \
   set_status compute ok ""
 else
   set_status compute failed "compute_ceiling.py failed: $(tail -n 3 "$WORK/compute.out")"
+fi
+CPP_CMD=(env OPENBLAS_NUM_THREADS=1 "$CEILING_BIN" "$MODEL_PT" "$DURATION" 1 16 1 64)
+record compute_cpp "${CPP_CMD[@]}"
+log "compute ceiling (LibTorch from C++): ${DURATION}s per batch size"
+if run_bounded $((2 * DURATION + 60)) "$WORK/compute_cpp.out" "${CPP_CMD[@]}" &&
+   tail -n 1 "$WORK/compute_cpp.out" >"$WORK/compute_cpp.json"; then
+  set_status compute_cpp ok ""
+else
+  set_status compute_cpp failed "berth_torch_ceiling failed: $(tail -n 3 "$WORK/compute_cpp.out")"
 fi
 
 # ---------------------------------------------------------------- table

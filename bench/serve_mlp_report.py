@@ -91,30 +91,41 @@ def results_table(a, rows):
     return L + [""]
 
 
-def compute_section(compute):
-    L = ["### Compute ceiling (Python in-process)", ""]
-    if not compute:
-        return L + ["not measured (see above).", ""]
-    L.append(f"The same TorchScript model called in a loop from **Python** "
-             f"(`torch.jit.load`, `torch.set_num_threads({compute['threads']})`, "
-             f"`torch.inference_mode()`), torch {compute['torch']}, no HTTP and no JSON. "
-             "Includes Python's per-call overhead; a LibTorch (C++) in-process number is "
-             "not measured here yet.")
-    L += ["", "| batch | calls/s | rows/s | µs per call |", "|---:|---:|---:|---:|"]
-    for r in compute["results"]:
-        L.append(f"| {r['batch']} | {fmt(r['calls_per_s'])} | {fmt(r['rows_per_s'])} | {r['us_per_call']:.2f} |")
-    return L + [""]
+def compute_section(compute, compute_cpp):
+    def table(c):
+        out = ["", "| batch | calls/s | rows/s | µs per call |", "|---:|---:|---:|---:|"]
+        for r in c["results"]:
+            out.append(f"| {r['batch']} | {fmt(r['calls_per_s'])} | {fmt(r['rows_per_s'])} | {r['us_per_call']:.2f} |")
+        return out + [""]
+
+    L = ["### Compute ceiling (in-process)", ""]
+    if compute_cpp:
+        L.append(f"The same TorchScript model called in a loop from **C++** (`build/bin/berth_torch_ceiling`: "
+                 f"`torch::jit::load`, {compute_cpp['threads']} intra-op thread, `c10::InferenceMode`, "
+                 f"OPENBLAS_NUM_THREADS=1), LibTorch {compute_cpp['torch']}, random input, no HTTP and no JSON.")
+        L += table(compute_cpp)
+    else:
+        L += ["C++: not measured (see above).", ""]
+    if compute:
+        L.append(f"The same from **Python** (`torch.jit.load`, `torch.set_num_threads({compute['threads']})`, "
+                 f"`torch.inference_mode()`), torch {compute['torch']}, on the request's own input; includes "
+                 "Python's per-call overhead.")
+        L += table(compute)
+    else:
+        L += ["Python: not measured (see above).", ""]
+    return L
 
 
-def ratios_section(rows, compute, best):
+def ratios_section(rows, compute, compute_cpp, best):
     def get(key, tool, field):
         st, _, wrk, hey = rows.get(key, ("failed", "", None, None))
         d = wrk if tool == "wrk" else hey
         return d.get(field) if st == "ok" and d else None
 
-    c1 = None
-    if compute:
-        c1 = next((r["calls_per_s"] for r in compute["results"] if r["batch"] == 1), None)
+    def batch1(c):
+        return next((r["calls_per_s"] for r in c["results"] if r["batch"] == 1), None) if c else None
+
+    c1, cpp1 = batch1(compute), batch1(compute_cpp)
     L = ["### Ratios", "", "| ratio | value |", "|---|---:|"]
     others = ("flask", "fastapi", "nginx")
     for o in others:
@@ -129,6 +140,7 @@ def ratios_section(rows, compute, best):
         if "berth" in best and o in best:
             b, x = best["berth"], best[o]
             L.append(f"| berth / {SHORT[o]}, best sweep throughput (c={b[1]} vs c={x[1]}) | {ratio(b[0]['rps'], x[0]['rps'])} |")
+    L.append(f"| berth req/s (wrk) / C++ in-process calls/s at batch 1 | {ratio(get('berth', 'wrk', 'rps'), cpp1)} |")
     L.append(f"| berth req/s (wrk) / Python in-process calls/s at batch 1 | {ratio(get('berth', 'wrk', 'rps'), c1)} |")
     return L + [""]
 
@@ -216,6 +228,14 @@ def main():
             problems.append("compute ceiling: unreadable output")
     else:
         problems.append(f"compute ceiling: {status.get('compute', ('', 'not run'))[1]}")
+    compute_cpp = None
+    if status.get("compute_cpp", ("failed",))[0] == "ok":
+        try:
+            compute_cpp = json.loads(read(os.path.join(w, "compute_cpp.json")))
+        except ValueError:
+            problems.append("compute ceiling (C++): unreadable output")
+    else:
+        problems.append(f"compute ceiling (C++): {status.get('compute_cpp', ('', 'not run'))[1]}")
     if a.static_from != "berth":
         problems.append(f"nginx served {a.static_from}'s response body, not berth's (berth did not run)")
 
@@ -247,8 +267,8 @@ def main():
               "numbers are too short to quote.", ""]
 
     L += results_table(a, rows)
-    L += compute_section(compute)
-    L += ratios_section(rows, compute, best)
+    L += compute_section(compute, compute_cpp)
+    L += ratios_section(rows, compute, compute_cpp, best)
     if levels:
         L += sweep_section(a, sweep, keys, levels, plot_ok)
 
