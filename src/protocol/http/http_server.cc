@@ -1,5 +1,6 @@
 #include "protocol/http/http_server.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -332,8 +333,13 @@ bool HttpServer::Run() {
   });
 
   std::vector<std::thread> threads;
-  for (int i = 1; i < shared->options.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
-  ioc.run();
+  for (int i = 1; i < shared->options.threads; ++i) {
+    threads.emplace_back([&ioc] {
+      pthread_setname_np(pthread_self(), "berth-http");
+      ioc.run();
+    });
+  }
+  ioc.run();  // the main thread keeps the process's name
   for (auto& t : threads) t.join();
   spdlog::info("HTTP server stopped");
   return shared->in_flight.load() == 0;
