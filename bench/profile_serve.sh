@@ -34,7 +34,7 @@ curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null || { echo "berth di
 /usr/bin/python3 -c 'import json; print(json.dumps({"inputs":[{"name":"x","datatype":"FP32","shape":[1,16],"data":[0.1*i for i in range(16)]}]}))' >"$WORK/body.json"
 URL="http://127.0.0.1:$PORT/v2/models/mlp/infer"
 export BENCH_BODY_FILE="$WORK/body.json"
-wrk -t2 -c"$CONNECTIONS" -d2s -s bench/infer.lua "$URL" >/dev/null   # warm-up
+wrk -t"$((CONNECTIONS < 2 ? 1 : 2))" -c"$CONNECTIONS" -d2s -s bench/infer.lua "$URL" >/dev/null   # warm-up
 
 threads() {  # "tid comm utime stime" per thread, in clock ticks
   for t in /proc/"$PID"/task/*; do
@@ -42,7 +42,7 @@ threads() {  # "tid comm utime stime" per thread, in clock ticks
   done
 }
 threads >"$WORK/before"
-wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/infer.lua "$URL" >"$WORK/wrk.out" &
+wrk -t"$((CONNECTIONS < 2 ? 1 : 2))" -c"$CONNECTIONS" -d"${DURATION}s" -s bench/infer.lua "$URL" >"$WORK/wrk.out" &
 WRK=$!
 HAVE_PERF=0
 if command -v perf >/dev/null && perf record -F 1999 -g -p "$PID" -o "$WORK/perf.data" -- sleep $((DURATION - 2)) \
