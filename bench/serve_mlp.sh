@@ -121,63 +121,11 @@ PLOT="${OUT%.md}-sweep.png"
 
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
 chmod 755 "$WORK"   # nginx workers may run as nobody and read www/ below
-PIDS=()     # servers, stopped in cleanup
-FG_PID=""   # the load generator or compute loop running now
-
-# run_bounded LIMIT OUTFILE CMD...: run CMD under timeout(1) in the background
-# and wait for it, so that a signal to this script is handled at once.
-run_bounded() {
-  local limit=$1 out=$2 rc=0
-  shift 2
-  timeout -k 5 "$limit" "$@" >"$out" 2>&1 &
-  FG_PID=$!
-  wait "$FG_PID" || rc=$?
-  FG_PID=""
-  return "$rc"
-}
-
-log() { printf '[serve_mlp %(%T)T] %s\n' -1 "$*" >&2; }
-
-# shellcheck disable=SC2317  # stop_pid and cleanup run from the EXIT trap
-stop_pid() {  # stop_pid PID: TERM, wait up to 10 s, then KILL
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  log "pid $pid did not stop after SIGTERM; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-# shellcheck disable=SC2317
-cleanup() {
-  local rc=$? pid
-  trap - EXIT
-  trap '' INT TERM HUP PIPE   # finish stopping the children whatever happens
-  [[ -n $FG_PID ]] && stop_pid "$FG_PID"
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  if [[ ${KEEP_WORK:-0} == 1 ]]; then
-    log "raw logs kept in $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP; trap 'exit 141' PIPE
-
-# Other work on the machine depresses every number (and not evenly): say so.
-snapshot_load() {  # snapshot_load SUFFIX
-  cut -d' ' -f1-3 /proc/loadavg >"$WORK/loadavg.$1"
-  ps -eo pcpu=,args= --sort=-pcpu 2>/dev/null | awk '$1 >= 20 && $2 != "ps"' | head -n 5 | cut -c1-120 >"$WORK/busy.$1" || true
-}
-snapshot_load start
-if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { exit !(l > n / 4) }'; then
-  log "warning: load average $(cat "$WORK/loadavg.start") on $(nproc) CPUs before the run; the machine is not idle"
-fi
+BENCH_NAME=serve_mlp
+RUN_BOUNDED_MERGE=1   # wrk and hey output parsed with their error lines
+# shellcheck source=bench/lib.sh
+source bench/lib.sh   # run_bounded, log, stop_pid, cleanup, record, set_status, run_json
+bench_start
 
 # Four distinct free loopback ports (or BERTH_PORT / FLASK_PORT / FASTAPI_PORT / NGINX_PORT).
 read -r FREE1 FREE2 FREE3 FREE4 < <("$PY" - <<'EOF'
@@ -203,18 +151,6 @@ with open(sys.argv[1], "w") as f:
 EOF
 export BENCH_BODY_FILE="$BODY"
 
-COMMANDS="$WORK/commands.txt"
-: >"$COMMANDS"
-record() {  # record LABEL ARGV...: the exact command line, shell-quoted
-  local label=$1; shift
-  printf '%s\t%s\n' "$label" "$(printf '%q ' "$@" | sed 's/ $//')" >>"$COMMANDS"
-}
-
-STATUS="$WORK/status.txt"   # NAME<TAB>ok|failed<TAB>reason
-: >"$STATUS"
-set_status() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$STATUS"; }
-status_of() { awk -F'\t' -v n="$1" '$1 == n { s = $2 } END { print s }' "$STATUS"; }
-reason_of() { awk -F'\t' -v n="$1" '$1 == n { s = $3 } END { print s }' "$STATUS"; }
 
 # wait_until_ok NAME PID URL: poll (bounded, 90 s) until URL answers 200.
 wait_until_ok() {
@@ -254,7 +190,6 @@ EOF
   set_status "$name" ok ""
 }
 
-log_tail() { if [[ -f $1 ]]; then tail -n 20 "$1" | sed 's/^/    /' >&2; fi; }
 
 # start_server NAME READY_PATH CMD...: start CMD in the background (log in
 # NAME.log), wait until READY_PATH answers 200 on PORT[NAME], then check_infer.
@@ -370,25 +305,10 @@ for name in "${!SPID[@]}"; do
 done
 
 # ---------------------------------------------------------------- compute ceiling
-COMPUTE_CMD=("$PY" bench/compute_ceiling.py "$MODEL_PT" body.json "$DURATION" 1 64)
-record compute "${COMPUTE_CMD[@]}"
-log "compute ceiling (Python in-process): ${DURATION}s per batch size"
-if run_bounded $((2 * DURATION + 60)) "$WORK/compute.out" \
-     "$PY" bench/compute_ceiling.py "$MODEL_PT_ABS" "$BODY" "$DURATION" 1 64 &&
-   tail -n 1 "$WORK/compute.out" >"$WORK/compute.json"; then
-  set_status compute ok ""
-else
-  set_status compute failed "compute_ceiling.py failed: $(tail -n 3 "$WORK/compute.out")"
-fi
-CPP_CMD=(env OPENBLAS_NUM_THREADS=1 "$CEILING_BIN" "$MODEL_PT" "$DURATION" 1 16 1 64)
-record compute_cpp "${CPP_CMD[@]}"
-log "compute ceiling (LibTorch from C++): ${DURATION}s per batch size"
-if run_bounded $((2 * DURATION + 60)) "$WORK/compute_cpp.out" "${CPP_CMD[@]}" &&
-   tail -n 1 "$WORK/compute_cpp.out" >"$WORK/compute_cpp.json"; then
-  set_status compute_cpp ok ""
-else
-  set_status compute_cpp failed "berth_torch_ceiling failed: $(tail -n 3 "$WORK/compute_cpp.out")"
-fi
+run_json compute $((2 * DURATION + 60)) "compute ceiling (Python in-process): ${DURATION}s per batch size" \
+  "$PY" bench/compute_ceiling.py "$MODEL_PT_ABS" "$BODY" "$DURATION" 1 64
+run_json compute_cpp $((2 * DURATION + 60)) "compute ceiling (LibTorch from C++): ${DURATION}s per batch size" \
+  env OPENBLAS_NUM_THREADS=1 "$CEILING_BIN" "$MODEL_PT" "$DURATION" 1 16 1 64
 
 # ---------------------------------------------------------------- table
 BERTH_VERSION="(not run)"

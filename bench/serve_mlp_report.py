@@ -220,22 +220,18 @@ def main():
                 if r["requests"] and (k not in best or r["rps"] > best[k][0]["rps"]):
                     best[k] = (r, c)
 
-    compute = None
-    if status.get("compute", ("failed",))[0] == "ok":
+    def load_json(name, label):
+        if status.get(name, ("failed",))[0] != "ok":
+            problems.append(f"{label}: {status.get(name, ('', 'not run'))[1]}")
+            return None
         try:
-            compute = json.loads(read(os.path.join(w, "compute.json")))
+            return json.loads(read(os.path.join(w, name + ".json")))
         except ValueError:
-            problems.append("compute ceiling: unreadable output")
-    else:
-        problems.append(f"compute ceiling: {status.get('compute', ('', 'not run'))[1]}")
-    compute_cpp = None
-    if status.get("compute_cpp", ("failed",))[0] == "ok":
-        try:
-            compute_cpp = json.loads(read(os.path.join(w, "compute_cpp.json")))
-        except ValueError:
-            problems.append("compute ceiling (C++): unreadable output")
-    else:
-        problems.append(f"compute ceiling (C++): {status.get('compute_cpp', ('', 'not run'))[1]}")
+            problems.append(f"{label}: unreadable output")
+            return None
+
+    compute = load_json("compute", "compute ceiling (Python)")
+    compute_cpp = load_json("compute_cpp", "compute ceiling (C++)")
     if a.static_from != "berth":
         problems.append(f"nginx served {a.static_from}'s response body, not berth's (berth did not run)")
 

@@ -102,67 +102,10 @@ mkdir -p "$(dirname "$OUT")"
 PLOT="${OUT%.md}-sweep.png"
 
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
-PIDS=()     # servers, stopped in cleanup
-FG_PID=""   # the load generator or compute loop running now
-
-# run_bounded LIMIT OUTFILE CMD...: run CMD under timeout(1) in the background
-# and wait for it, so that a signal to this script is handled at once.
-# stderr goes to OUTFILE.err.
-run_bounded() {
-  local limit=$1 out=$2 rc=0
-  shift 2
-  timeout -k 5 "$limit" "$@" >"$out" 2>"$out.err" &
-  FG_PID=$!
-  wait "$FG_PID" || rc=$?
-  FG_PID=""
-  return "$rc"
-}
-
-log() { printf '[serve_transformer %(%T)T] %s\n' -1 "$*" >&2; }
-
-# shellcheck disable=SC2317  # stop_pid and cleanup run from the EXIT trap
-stop_pid() {  # stop_pid PID: TERM, wait up to 10 s, then KILL
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  log "pid $pid did not stop after SIGTERM; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-# shellcheck disable=SC2317
-cleanup() {
-  local rc=$? pid
-  trap - EXIT
-  trap '' INT TERM HUP PIPE   # finish stopping the children whatever happens
-  [[ -n $FG_PID ]] && stop_pid "$FG_PID"
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  if [[ ${KEEP_WORK:-0} == 1 ]]; then
-    log "raw logs kept in $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-trap 'exit 141' PIPE
-
-# Other work on the machine depresses every number (and not evenly): say so.
-snapshot_load() {  # snapshot_load SUFFIX
-  cut -d' ' -f1-3 /proc/loadavg >"$WORK/loadavg.$1"
-  ps -eo pcpu=,args= --sort=-pcpu 2>/dev/null | awk '$1 >= 20 && $2 != "ps"' | head -n 5 | cut -c1-120 >"$WORK/busy.$1" || true
-}
-snapshot_load start
-if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { exit !(l > n / 4) }'; then
-  log "warning: load average $(cat "$WORK/loadavg.start") on $(nproc) CPUs before the run; the machine is not idle"
-fi
+BENCH_NAME=serve_transformer
+# shellcheck source=bench/lib.sh
+source bench/lib.sh   # run_bounded, log, stop_pid, cleanup, record, set_status, run_json
+bench_start
 
 # Two distinct free loopback ports: HTTP and metrics.
 read -r P_BERTH P_METRICS < <("$PY" - <<'EOF'
@@ -201,20 +144,7 @@ EOF
 )
 export BENCH_BODY_FILE="$BODY" BENCH_HEADER_LENGTH="$HEADER_LENGTH"
 
-COMMANDS="$WORK/commands.txt"
-: >"$COMMANDS"
-record() {  # record LABEL ARGV...: the exact command line, shell-quoted
-  local label=$1; shift
-  printf '%s\t%s\n' "$label" "$(printf '%q ' "$@" | sed 's/ $//')" >>"$COMMANDS"
-}
 
-STATUS="$WORK/status.txt"   # NAME<TAB>ok|failed<TAB>reason
-: >"$STATUS"
-set_status() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$STATUS"; }
-status_of() { awk -F'\t' -v n="$1" '$1 == n { s = $2 } END { print s }' "$STATUS"; }
-reason_of() { awk -F'\t' -v n="$1" '$1 == n { s = $3 } END { print s }' "$STATUS"; }
-
-log_tail() { if [[ -f $1 ]]; then tail -n 20 "$1" | sed 's/^/    /' >&2; fi; }
 
 # check_infer MODEL: one binary request; 200, binary logits matching torch eager.
 check_infer() {
@@ -355,26 +285,12 @@ fi
 # ---------------------------------------------------------------- 3. compute ceiling
 # The ceiling: LibTorch called from C++ in a loop (build/bin/berth_torch_ceiling), 1 intra-op thread and
 # OPENBLAS_NUM_THREADS=1 as berth runs the model. The same loop from Python follows, for reference.
-# shellcheck disable=SC2206  # CEILING_BATCHES is a list of integers, checked above
-COMPUTE_ARGS=(env OPENBLAS_NUM_THREADS=1 "$CEILING_BIN" "$MODEL_PT" "$DURATION" 1 32x128 $CEILING_BATCHES)
-record compute "${COMPUTE_ARGS[@]}"
-log "compute ceiling (in-process LibTorch from C++, 1 thread): ${DURATION}s per batch size"
-if run_bounded $((5 * DURATION + 60)) "$WORK/compute.out" "${COMPUTE_ARGS[@]}" &&
-   tail -n 1 "$WORK/compute.out" >"$WORK/compute.json"; then
-  set_status compute ok ""
-else
-  set_status compute failed "berth_torch_ceiling failed: $(tail -n 3 "$WORK/compute.out.err")"
-fi
-# shellcheck disable=SC2206
-PY_COMPUTE_ARGS=(bench/compute_ceiling_transformer.py "$MODEL_PT" "$DURATION" $CEILING_BATCHES)
-record compute_python "$PY" "${PY_COMPUTE_ARGS[@]}"
-log "the same from Python (torch.jit, 1 thread): ${DURATION}s per batch size"
-if run_bounded $((5 * DURATION + 60)) "$WORK/compute_python.out" "$PY" "${PY_COMPUTE_ARGS[@]}" &&
-   tail -n 1 "$WORK/compute_python.out" >"$WORK/compute_python.json"; then
-  set_status compute_python ok ""
-else
-  set_status compute_python failed "compute_ceiling_transformer.py failed: $(tail -n 3 "$WORK/compute_python.out.err")"
-fi
+# shellcheck disable=SC2086  # CEILING_BATCHES is a list of integers, checked above
+run_json compute $((5 * DURATION + 60)) "compute ceiling (in-process LibTorch from C++, 1 thread): ${DURATION}s per batch size" \
+  env OPENBLAS_NUM_THREADS=1 "$CEILING_BIN" "$MODEL_PT" "$DURATION" 1 32x128 $CEILING_BATCHES
+# shellcheck disable=SC2086
+run_json compute_python $((5 * DURATION + 60)) "the same from Python (torch.jit, 1 thread): ${DURATION}s per batch size" \
+  "$PY" bench/compute_ceiling_transformer.py "$MODEL_PT" "$DURATION" $CEILING_BATCHES
 
 # ---------------------------------------------------------------- 4. report
 BERTH_VERSION="(not run)"
