@@ -10,7 +10,7 @@ PKGS=(
   libtorch-dev libopenblas0-pthread libxgboost-dev libopencv-dnn-dev
   python3-torch python3-numpy python3-pytest python3-requests python3-xgboost python3-onnx
   python3-prometheus-client
-  libssl-dev zlib1g-dev libarchive-dev binutils
+  libssl-dev zlib1g-dev libarchive-dev binutils libjemalloc-dev
   podman runc skopeo umoci docker-registry uidmap
 )
 if [[ "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
