@@ -58,7 +58,8 @@ class TorchScriptInstance final : public ModelInstance {
 
  private:
   Status Run(std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) {
-    // Executor threads are ours alone: size LibTorch's intra-op pool for this thread once.
+    // Size LibTorch's intra-op pool once per calling thread (the executor, or an HTTP thread running a fast
+    // model inline; see backend_api.h).
     thread_local int threads_set = 0;
     if (threads_set != config_->threads) {
       at::set_num_threads(config_->threads);

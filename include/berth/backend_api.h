@@ -32,8 +32,11 @@ struct InstanceContext {
   int instance_index = 0;
 };
 
-// One executor. Execute is always called from the same executor thread, one
-// call at a time.
+// One executor. Execute is called one call at a time, but not always from
+// the same thread: usually from the instance's executor thread, and, for a
+// model measured to take at most `berth serve --inline-max-us` per call, also
+// from the HTTP I/O thread that read the request (never two at once).
+// Thread-local state in a backend must allow for that.
 class ModelInstance {
  public:
   virtual ~ModelInstance() = default;

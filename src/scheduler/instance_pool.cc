@@ -51,6 +51,8 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
   Status refused;
   size_t borrowed = kNone;
   bool wake_all = false;
+  std::vector<Item> batch;  // the inline batch; allocated before anything is lent
+  if (may_run_here) batch.reserve(1);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (may_run_here && !stopping_ && queue_.empty() && !config_.dynamic_batching && FastEnough(request->batch_size)) {
@@ -85,35 +87,42 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
     }
     return;
   }
-  std::vector<Item> batch;
+  // The loan ends however RunBatch ends (it catches std::exception, but its own error path can throw
+  // bad_alloc): a loan never returned would stall that instance's executor and Stop() for good.
+  struct Return {
+    InstancePool* pool;
+    size_t slot;
+    ~Return() {
+      std::lock_guard<std::mutex> lock(pool->mu_);
+      pool->slots_[slot].lent = false;
+      --pool->lent_;
+      // Under the lock: once Stop() sees no loan the pool may be destroyed, cv_ with it. Its executor may
+      // have work waiting, or Stop() may wait for the loan; waking the idle executors when neither holds is
+      // deliberate too: measured on the 2-vCPU build VM, skipping it made one connection up to ~40% slower
+      // (the wake-up keeps the second vCPU from idling deeply; bench/results/2026-12-01-profile.md).
+      pool->cv_.notify_all();
+    }
+  } give_back{this, borrowed};
   batch.push_back(Item{std::move(request), std::move(done), Clock::now()});
   RunBatch(*options_.instances[borrowed], batch);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    slots_[borrowed].lent = false;
-    --lent_;
-  }
-  // Its executor may have work waiting, or Stop() may wait for the loan. Waking the idle executors even
-  // when neither holds is deliberate: measured on the 2-vCPU build VM, skipping it halved the rate of a
-  // single connection (the wake-up keeps the second vCPU out of a deep idle state; see the closing note).
-  cv_.notify_all();
 }
 
 bool InstancePool::FastEnough(int64_t rows) const {
-  if (options_.inline_max_us <= 0 || observed_.load(std::memory_order_relaxed) < 4) return false;
-  double avg_rows = std::max(1.0, avg_rows_.load(std::memory_order_relaxed));
-  double expected = avg_us_.load(std::memory_order_relaxed) * std::max(1.0, static_cast<double>(rows) / avg_rows);
+  if (options_.inline_max_us <= 0) return false;
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  if (observed_ < 4) return false;
+  double expected = avg_us_ * std::max(1.0, static_cast<double>(rows) / std::max(1.0, avg_rows_));
   return expected <= static_cast<double>(options_.inline_max_us);
 }
 
 void InstancePool::Observe(int64_t rows, double micros) {
-  // Exponential moving averages (1/8 weight for the newest); the first sample starts them.
-  bool first = observed_.fetch_add(1, std::memory_order_relaxed) == 0;
-  double w = first ? 1.0 : 0.125;
-  double us = avg_us_.load(std::memory_order_relaxed);
-  double r = avg_rows_.load(std::memory_order_relaxed);
-  avg_us_.store(us + w * (micros - us), std::memory_order_relaxed);
-  avg_rows_.store(r + w * (static_cast<double>(rows) - r), std::memory_order_relaxed);
+  if (options_.inline_max_us <= 0) return;
+  // The mean of the first 8 executions, then exponential moving averages (1/8 weight for the newest).
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  ++observed_;
+  double w = 1.0 / static_cast<double>(std::min<int64_t>(observed_, 8));
+  avg_us_ += w * (micros - avg_us_);
+  avg_rows_ += w * (static_cast<double>(rows) - avg_rows_);
 }
 
 void InstancePool::Stop() {
@@ -256,7 +265,8 @@ void InstancePool::RunBatchUnguarded(ModelInstance& instance, std::vector<Item>&
   if (batch.size() == 1) {  // nothing to merge or split
     Result<InferResponse> r = ExecuteRequest(instance, config_, options_.version, *batch[0].request);
     Clock::time_point end = Clock::now();
-    Observe(total, std::chrono::duration<double, std::micro>(end - start).count());
+    // Only successes count: requests failing fast in the backend must not make a slow model look fast.
+    if (r.ok()) Observe(total, std::chrono::duration<double, std::micro>(end - start).count());
     Finish(batch[0], std::move(r), MicrosBetween(batch[0].enqueued, start), MicrosBetween(start, end));
     return;
   }
@@ -267,7 +277,7 @@ void InstancePool::RunBatchUnguarded(ModelInstance& instance, std::vector<Item>&
   Status s = instance.Execute(inputs, &outputs);
   s = s.ok() ? ValidateOutputs(config_, total, outputs) : WithModel(config_, options_.version, s);
   Clock::time_point end = Clock::now();
-  Observe(total, std::chrono::duration<double, std::micro>(end - start).count());
+  if (s.ok()) Observe(total, std::chrono::duration<double, std::micro>(end - start).count());
   int64_t compute_us = MicrosBetween(start, end);
   if (!s.ok()) {  // every request of a failed batch gets the error
     for (Item& item : batch) Finish(item, s, MicrosBetween(item.enqueued, start), compute_us);

@@ -84,11 +84,12 @@ class InstancePool final : public Scheduler {
   bool stopping_ = false;    // GUARDED_BY(mu_)
   std::vector<Slot> slots_;  // GUARDED_BY(mu_)
   int lent_ = 0;             // GUARDED_BY(mu_): instances lent now
-  // Moving averages of recent executions, for FastEnough. Updated without a
-  // lock from several threads: a lost update only delays the estimate.
-  std::atomic<double> avg_us_{0};
-  std::atomic<double> avg_rows_{0};
-  std::atomic<int64_t> observed_{0};
+  // Averages of recent successful executions, for FastEnough (a lock of
+  // their own: Observe runs outside mu_).
+  mutable std::mutex stats_mu_;
+  double avg_us_ = 0;     // GUARDED_BY(stats_mu_)
+  double avg_rows_ = 0;   // GUARDED_BY(stats_mu_)
+  int64_t observed_ = 0;  // GUARDED_BY(stats_mu_)
   std::vector<std::thread> threads_;
 };
 

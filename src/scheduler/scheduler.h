@@ -20,9 +20,11 @@ class Scheduler {
   // Takes ownership of a validated request. `done` runs on an executor
   // thread, or on the caller's thread when the request is refused at once
   // (ResourceExhausted when the queue is full, Unavailable once stopping).
-  // Never blocks. With `may_run_here`, a scheduler may instead execute the
-  // request on the caller's thread when that is cheaper than a hand-off (an
-  // idle instance of a model known to be fast); `done` then runs there too.
+  // Never blocks, unless `may_run_here`: then a scheduler may instead
+  // execute the request on the caller's thread when that is cheaper than a
+  // hand-off (an idle instance of a model measured fast), returning after
+  // `done` ran there. The caller must keep the scheduler alive until
+  // Enqueue returns.
   virtual void Enqueue(std::unique_ptr<InferRequest> request, InferCompletion done, bool may_run_here = false) = 0;
 
   // Refuses new requests, finishes the queued ones, and joins the executors.
