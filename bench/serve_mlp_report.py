@@ -102,7 +102,7 @@ def compute_section(compute, compute_cpp):
     if compute_cpp:
         L.append(f"The same TorchScript model called in a loop from **C++** (`build/bin/berth_torch_ceiling`: "
                  f"`torch::jit::load`, {compute_cpp['threads']} intra-op thread, `c10::InferenceMode`, "
-                 f"OPENBLAS_NUM_THREADS=1), LibTorch {compute_cpp['torch']}, random input, no HTTP and no JSON.")
+                 f"OPENBLAS_NUM_THREADS=1, jemalloc as in berth), LibTorch {compute_cpp['torch']}, random input, no HTTP and no JSON.")
         L += table(compute_cpp)
     else:
         L += ["C++: not measured (see above).", ""]

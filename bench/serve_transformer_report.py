@@ -278,7 +278,7 @@ def main():
     if compute:
         L.append(f"The same `model.pt` called in a loop by `build/bin/berth_torch_ceiling` "
                  f"(backends/torchscript/compute_ceiling.cc: `torch::jit::load`, `at::set_num_threads(1)`, "
-                 f"`c10::InferenceMode`, OPENBLAS_NUM_THREADS=1, LibTorch {compute['torch']}), random input "
+                 f"`c10::InferenceMode`, OPENBLAS_NUM_THREADS=1, jemalloc as in berth, LibTorch {compute['torch']}), random input "
                  "[batch, 32, 128], after a 1 s warm-up; no HTTP, no serialisation, no queue, no berth code. "
                  "The ratios below are against this.")
         L.append("")
