@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "request/validate.h"
 #include "scheduler/batch.h"
 
@@ -59,7 +61,6 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
       for (size_t i = 0; i < slots_.size(); ++i) {
         if (!slots_[i].busy && !slots_[i].lent) {
           slots_[i].lent = true;
-          ++lent_;
           borrowed = i;
           break;
         }
@@ -75,7 +76,7 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
     } else {
       queue_.push_back(Item{std::move(request), std::move(done), Clock::now()});
       options_.metrics->queue_depth.fetch_add(1, std::memory_order_relaxed);
-      wake_all = lent_ > 0;  // notify_one might wake only the executor of a lent instance
+      wake_all = AnyLent();  // notify_one might wake only the executor of a lent instance
     }
   }
   if (!refused.ok()) return done(refused);
@@ -95,7 +96,6 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
     ~Return() {
       std::lock_guard<std::mutex> lock(pool->mu_);
       pool->slots_[slot].lent = false;
-      --pool->lent_;
       // Under the lock: once Stop() sees no loan the pool may be destroyed, cv_ with it. Its executor may
       // have work waiting, or Stop() may wait for the loan; waking the idle executors when neither holds is
       // deliberate too: measured on the 2-vCPU build VM, skipping it made one connection up to ~40% slower
@@ -105,6 +105,10 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
   } give_back{this, borrowed};
   batch.push_back(Item{std::move(request), std::move(done), Clock::now()});
   RunBatch(*options_.instances[borrowed], batch);
+}
+
+bool InstancePool::AnyLent() const {
+  return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.lent; });
 }
 
 bool InstancePool::FastEnough(int64_t rows) const {
@@ -136,7 +140,7 @@ void InstancePool::Stop() {
   }
   threads_.clear();
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return lent_ == 0; });  // a caller still running a request inline
+  cv_.wait(lock, [&] { return !AnyLent(); });  // a caller still running a request inline
 }
 
 int64_t InstancePool::GatherableRows(size_t* count) const {

@@ -66,6 +66,8 @@ class InstancePool final : public Scheduler {
   // whose deadline passed while queued. The executor of `index` waits while
   // its instance is lent.
   std::vector<Item> NextBatch(std::unique_lock<std::mutex>& lock, size_t index, std::vector<Item>* expired);
+  // Whether any instance is lent now. Needs mu_.
+  bool AnyLent() const;
   // Whether a request of `rows` rows is expected to run within inline_max_us.
   bool FastEnough(int64_t rows) const;
   // Records one execution for FastEnough.
@@ -83,7 +85,6 @@ class InstancePool final : public Scheduler {
   std::deque<Item> queue_;   // GUARDED_BY(mu_)
   bool stopping_ = false;    // GUARDED_BY(mu_)
   std::vector<Slot> slots_;  // GUARDED_BY(mu_)
-  int lent_ = 0;             // GUARDED_BY(mu_): instances lent now
   // Averages of recent successful executions, for FastEnough (a lock of
   // their own: Observe runs outside mu_).
   mutable std::mutex stats_mu_;
