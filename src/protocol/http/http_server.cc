@@ -3,12 +3,14 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <chrono>
 #include <optional>
 #include <thread>
@@ -40,6 +42,88 @@ struct HttpServer::Shared {
 
 namespace {
 
+// Beast keeps a field's name and value lengths in 16 bits and throws
+// std::length_error (from inside async_read, past every handler) for a longer
+// one; refuse such a field as a header-limit error instead.
+constexpr size_t kMaxFieldBytes = 65000;
+
+// Beast's request parser, with two changes: a field too long for Beast is an
+// error, not an exception, and the trailer section of a chunked body is
+// counted and dropped. Trailer fields never join the headers that handlers
+// read (RFC 9110 6.5.1: a recipient may discard them), so a trailer cannot
+// add, say, an Authorization or Inference-Header-Content-Length after the
+// headers were checked.
+class RequestParser final : public http::request_parser<http::string_body> {
+ public:
+  explicit RequestParser(uint64_t max_trailer_bytes) : max_trailer_bytes_(max_trailer_bytes) {}
+
+  // Why the last header_limit error happened ("" for Beast's own limit).
+  const std::string& refusal() const { return refusal_; }
+
+ private:
+  void on_field_impl(http::field name, beast::string_view name_string, beast::string_view value,
+                     beast::error_code& ec) override {
+    if (name_string.size() > kMaxFieldBytes || value.size() > kMaxFieldBytes) {
+      refusal_ = std::string(is_header_done() ? "a trailer field" : "a header field") + " is longer than " +
+                 std::to_string(kMaxFieldBytes) + " bytes";
+      ec = http::error::header_limit;
+      return;
+    }
+    if (is_header_done()) {  // a trailer field
+      trailer_bytes_ += name_string.size() + value.size() + 4;
+      if (trailer_bytes_ > max_trailer_bytes_) {
+        refusal_ = "the trailer section is larger than the limit of " + std::to_string(max_trailer_bytes_) +
+                   " bytes (--max-header-bytes)";
+        ec = http::error::header_limit;
+      }
+      return;
+    }
+    get().insert(name, name_string, value);
+  }
+
+  uint64_t max_trailer_bytes_;
+  uint64_t trailer_bytes_ = 0;
+  std::string refusal_;
+};
+
+// Checks the message framing that Beast leaves to us (RFC 9112 6.1): a
+// Transfer-Encoding must end in exactly one `chunked`, with no other coding
+// (we decode none), and only in HTTP/1.1. Anything else would let the body
+// be read as the next request (request smuggling), so it is refused and the
+// connection closed. Returns the status to answer with, or nullopt if fine.
+std::optional<std::pair<http::status, std::string>> CheckFraming(const RequestParser& parser) {
+  const auto& req = parser.get();
+  auto [first, last] = req.equal_range(http::field::transfer_encoding);
+  if (first == last) return std::nullopt;
+  using Refusal = std::pair<http::status, std::string>;
+  if (req.version() < 11) return Refusal{http::status::bad_request, "Transfer-Encoding in an HTTP/1.0 request"};
+  std::vector<std::string> codings;
+  for (auto it = first; it != last; ++it) {
+    std::string_view v = it->value();
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view token = v.substr(0, comma);
+      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      if (token.empty()) continue;
+      std::string lower(token);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      codings.push_back(std::move(lower));
+    }
+  }
+  if (codings.empty() || codings.back() != "chunked" || !parser.chunked()) {
+    return Refusal{http::status::bad_request,
+                   "Transfer-Encoding: the final transfer coding must be chunked (RFC 9112 6.1)"};
+  }
+  if (codings.size() == 1) return std::nullopt;
+  if (std::count(codings.begin(), codings.end(), "chunked") > 1) {
+    return Refusal{http::status::bad_request, "Transfer-Encoding: chunked is applied more than once"};
+  }
+  return Refusal{http::status::not_implemented,
+                 "Transfer-Encoding: only chunked is supported (for compressed bodies use Content-Encoding)"};
+}
+
 HttpResponse PlainError(http::status status, const std::string& message, unsigned version) {
   HttpResponse res{status, version};
   res.set(http::field::content_type, "application/json");
@@ -51,7 +135,13 @@ HttpResponse PlainError(http::status status, const std::string& message, unsigne
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, HttpServer::Shared* shared, HttpHandler* handler)
-      : stream_(std::move(socket)), shared_(shared), handler_(handler) {
+      : stream_(std::move(socket)),
+        // Bounded: what is buffered beyond the parser (a header block or a
+        // trailer section being gathered, pipelined bytes) never outgrows the
+        // header limit plus one read. Bodies go straight into their string.
+        buffer_(static_cast<size_t>(shared->options.max_header_bytes) + (64 << 10)),
+        shared_(shared),
+        handler_(handler) {
     // flat_buffer reads at most its free capacity (512 bytes when empty): read bodies 64 KiB at a time.
     buffer_.reserve(64 << 10);
   }
@@ -66,7 +156,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const HttpServer::Options& opts() const { return shared_->options; }
 
   void ReadHeader() {
-    parser_.emplace();
+    parser_.emplace(opts().max_header_bytes);
     parser_->header_limit(opts().max_header_bytes);
     parser_->body_limit(opts().max_body_bytes);
     // A new connection must send its request promptly; a kept-alive one may idle longer.
@@ -78,6 +168,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec, std::size_t) {
     if (ec) return OnReadError(ec);
     stream_.expires_after(std::chrono::seconds(opts().read_timeout_secs));
+    if (auto refusal = CheckFraming(*parser_)) return WriteAndLinger(PlainError(refusal->first, refusal->second, 11));
     auto expect = parser_->get()[http::field::expect];
     if (beast::iequals(expect, "100-continue") && parser_->get().version() >= 11) {
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, parser_->get().version());
@@ -143,11 +234,13 @@ class Session : public std::enable_shared_from_this<Session> {
                                            std::to_string(opts().max_body_bytes) + " bytes (--max-request-bytes)",
                                        11));
     }
-    if (ec == http::error::header_limit) {
-      return WriteAndLinger(PlainError(http::status::request_header_fields_too_large,
-                                       "request headers are larger than the limit of " +
-                                           std::to_string(opts().max_header_bytes) + " bytes (--max-header-bytes)",
-                                       11));
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      std::string why = parser_ && !parser_->refusal().empty()
+                            ? parser_->refusal()
+                            : (parser_ && parser_->is_header_done() ? "the trailer section" : "request headers") +
+                                  std::string(" are larger than the limit of ") +
+                                  std::to_string(opts().max_header_bytes) + " bytes (--max-header-bytes)";
+      return WriteAndLinger(PlainError(http::status::request_header_fields_too_large, why, 11));
     }
     if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
       return WriteAndLinger(PlainError(http::status::bad_request, "malformed HTTP request: " + ec.message(), 11));
@@ -224,7 +317,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   HttpServer::Shared* shared_;  // outlives every session: it owns the io_context
   HttpHandler* handler_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<RequestParser> parser_;
   std::optional<HttpResponse> response_;  // being written
   std::vector<char> discard_;
   std::chrono::steady_clock::time_point linger_deadline_;
@@ -263,6 +356,23 @@ void Accept(HttpServer::Shared* shared, HttpServer::Shared::Listener* l) {
     }
     Accept(shared, l);
   });
+}
+
+// Runs the I/O loop until it stops. An exception that escapes a handler or
+// an operation of one connection (whatever its cause) ends that operation,
+// which closes the connection as its session is released; the loop goes on
+// serving everyone else (Asio allows run() to be called again after a throw).
+void RunIoLoop(net::io_context& ioc) {
+  for (;;) {
+    try {
+      ioc.run();
+      return;
+    } catch (const std::exception& e) {
+      spdlog::error("I/O loop: a connection failed with an exception ({}); it is closed, serving continues", e.what());
+    } catch (...) {
+      spdlog::error("I/O loop: a connection failed with an unknown exception; it is closed, serving continues");
+    }
+  }
 }
 
 }  // namespace
@@ -336,10 +446,10 @@ bool HttpServer::Run() {
   for (int i = 1; i < shared->options.threads; ++i) {
     threads.emplace_back([&ioc] {
       pthread_setname_np(pthread_self(), "berth-http");
-      ioc.run();
+      RunIoLoop(ioc);
     });
   }
-  ioc.run();  // the main thread keeps the process's name
+  RunIoLoop(ioc);  // the main thread keeps the process's name
   for (auto& t : threads) t.join();
   spdlog::info("HTTP server stopped");
   return shared->in_flight.load() == 0;
