@@ -8,6 +8,7 @@
 
 #include "backend/backend_registry.h"
 #include "berth/server.h"
+#include "common/file_util.h"
 #include "common/json_writer.h"
 #include "repository/model_repository.h"
 #include "request/v2_codec.h"
@@ -18,11 +19,9 @@ namespace {
 
 Result<std::string> ReadValue(const std::string& name, const std::string& value) {
   if (value.empty() || value[0] != '@') return value;
-  std::ifstream in(value.substr(1), std::ios::binary);
-  if (!in) return NotFound("--input " + name + ": cannot read file '" + value.substr(1) + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  Result<std::string> read = ReadRegularFile(value.substr(1), uint64_t{1} << 32);
+  if (!read.ok()) return Status(read.status().code(), "--input " + name + ": " + read.status().message());
+  return read;
 }
 
 // The shape of a nested JSON array, read along its first elements.

@@ -24,14 +24,24 @@ class ConfigReader {
     return InvalidArgument(source_ + ": " + key + ": " + what);
   }
 
+  // What a node is, for "expected X, got Y". A number is shown as written;
+  // text never is: the message may reach a client, and must not quote what
+  // a file holds (a model.yaml could be anything the server can read).
   static std::string Describe(const YAML::Node& n) {
     switch (n.Type()) {
       case YAML::NodeType::Null: return "null";
       case YAML::NodeType::Sequence: return "a list";
       case YAML::NodeType::Map: return "a mapping";
-      case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
+      case YAML::NodeType::Scalar: return IsNumber(n.Scalar()) ? n.Scalar() : "a string";
       default: return "nothing";
     }
+  }
+
+  static bool IsNumber(const std::string& s) {
+    if (s.empty() || s.size() > 24) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+      return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+    });
   }
 
   Result<int64_t> Int(const YAML::Node& n, const std::string& key, int64_t lo, int64_t hi) const {
@@ -112,8 +122,7 @@ class ConfigReader {
     if (!dtype) {
       return Error(key + ".datatype",
                    "expected one of BOOL, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64, FP16, FP32, FP64, "
-                   "BYTES; got '" +
-                       dt + "'");
+                   "BYTES");
     }
     spec.dtype = *dtype;
     const YAML::Node& shape = n["shape"];
@@ -201,15 +210,15 @@ Result<Transforms> ParseTransforms(const YAML::Node& n, const ConfigReader& r) {
     }
     ASSIGN_OR_RETURN(double mean, r.Double(v[0], key + "[0]"));
     ASSIGN_OR_RETURN(double sd, r.Double(v[1], key + "[1]"));
-    if (sd <= 0) return r.Error(key + "[1]", "expected a standard deviation > 0, got '" + v[1].Scalar() + "'");
+    if (sd <= 0) return r.Error(key + "[1]", "expected a standard deviation > 0, got " + ConfigReader::Describe(v[1]));
     t.standardize[col] = {mean, sd};
     return Status::Ok();
   }));
   RETURN_IF_ERROR(each("one_hot", [&](const std::string& col, const YAML::Node& v, const std::string& key) {
     ASSIGN_OR_RETURN(std::vector<std::string> cats, r.StringList(v, key));
     std::set<std::string> seen;
-    for (const auto& c : cats) {
-      if (!seen.insert(c).second) return r.Error(key, "duplicate category '" + c + "'");
+    for (size_t i = 0; i < cats.size(); ++i) {
+      if (!seen.insert(cats[i]).second) return r.Error(key + "[" + std::to_string(i) + "]", "duplicate category");
     }
     if (t.standardize.count(col)) return r.Error(key, "a column cannot be both one_hot and standardize");
     t.one_hot[col] = std::move(cats);
@@ -256,7 +265,7 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
   ASSIGN_OR_RETURN(c.backend, r.String(root["backend"], "backend"));
   for (char ch : c.backend) {
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_')) {
-      return r.Error("backend", "expected a plugin name of letters, digits and '_', got '" + c.backend + "'");
+      return r.Error("backend", "expected a plugin name of letters, digits and '_'");
     }
   }
   if (root["max_batch_size"]) {

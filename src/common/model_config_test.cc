@@ -59,17 +59,22 @@ TEST(ModelConfigTest, ErrorsNameFileKeyAndExpectation) {
 
   e = ErrorOf(base + "max_batch_size: abc\n");
   EXPECT_NE(e.find("max_batch_size: expected an integer"), std::string::npos) << e;
-  EXPECT_NE(e.find("'abc'"), std::string::npos) << e;
+  EXPECT_NE(e.find("got a string"), std::string::npos) << e;
+  EXPECT_EQ(e.find("abc"), std::string::npos) << e;  // text from the file is never quoted
 
   e = ErrorOf(base + "max_batch_size: -1\n");
   EXPECT_NE(e.find("max_batch_size"), std::string::npos) << e;
+  EXPECT_NE(e.find("got -1"), std::string::npos) << e;  // numbers are shown
+
+  e = ErrorOf("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n");
+  EXPECT_EQ(e.find("root"), std::string::npos) << e;  // a file that is not model.yaml at all
 
   e = ErrorOf(base + "instances: 0\n");
   EXPECT_NE(e.find("instances"), std::string::npos) << e;
 
   e = ErrorOf(base + "inputs: [{name: x, datatype: FP33, shape: [1]}]\n");
   EXPECT_NE(e.find("inputs[0].datatype"), std::string::npos) << e;
-  EXPECT_NE(e.find("FP33"), std::string::npos) << e;
+  EXPECT_EQ(e.find("FP33"), std::string::npos) << e;
 
   e = ErrorOf(base + "inputs: [{name: x, datatype: FP32, shape: [-2]}]\n");
   EXPECT_NE(e.find("inputs[0].shape[0]"), std::string::npos) << e;

@@ -4,10 +4,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <future>
-#include <sstream>
 
+#include "common/file_util.h"
 #include "scheduler/instance_pool.h"
 
 namespace fs = std::filesystem;
@@ -79,12 +78,24 @@ std::string Fingerprint(const fs::path& dir) {
   return out;
 }
 
-std::optional<std::string> ReadText(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// model.yaml is small; a larger one is refused before it is read.
+constexpr uint64_t kMaxModelYamlBytes = 1 << 20;
+
+// The model.yaml of `model_dir`, or nullopt when there is none. It is held to
+// the rule for every file of a model: it must resolve inside the model
+// directory (a link out of the repository is refused, never opened) and be a
+// regular file of bounded size (a FIFO or a device is refused unopened).
+Result<std::optional<std::string>> ReadModelYaml(const fs::path& model_dir) {
+  fs::path path = model_dir / "model.yaml";
+  std::error_code ec;
+  fs::file_status link = fs::symlink_status(path, ec);
+  if (link.type() == fs::file_type::not_found) return std::optional<std::string>();
+  if (ec) return FailedPrecondition(path.string() + ": cannot be read: " + ec.message());
+  if (!StaysInside(model_dir, path)) {
+    return FailedPrecondition(path.string() + ": resolves outside the model directory; refused");
+  }
+  ASSIGN_OR_RETURN(std::string text, ReadRegularFile(path.string(), kMaxModelYamlBytes));
+  return std::optional<std::string>(std::move(text));
 }
 
 // Runs `n` synthetic requests (zeros, batch 1, -1 dims as 1) before the version serves.
@@ -182,9 +193,8 @@ Result<ResolvedModel> ResolveModel(const std::string& model_dir, const std::stri
   m.version_dir = model_dir + "/" + std::to_string(version);
   std::string yaml_path = model_dir + "/model.yaml";
   std::error_code ec;
-  if (fs::exists(yaml_path, ec)) {
-    std::optional<std::string> text = ReadText(yaml_path);
-    if (!text) return NotFound(yaml_path + ": cannot be read");
+  ASSIGN_OR_RETURN(std::optional<std::string> text, ReadModelYaml(model_dir));
+  if (text) {
     ASSIGN_OR_RETURN(m.config, ParsePartialModelConfig(*text, name, yaml_path));
   } else {
     m.config.name = name;
@@ -278,7 +288,31 @@ Result<std::unique_ptr<ModelRepository>> ModelRepository::Create(const Options& 
   return std::unique_ptr<ModelRepository>(new ModelRepository(options));
 }
 
-ModelRepository::ModelRepository(Options options) : options_(std::move(options)), backends_(options_.backend_dir) {}
+ModelRepository::ModelRepository(Options options) : options_(std::move(options)), backends_(options_.backend_dir) {
+  // Reasons reach clients (index, metadata, infer errors): they name files
+  // relative to the repository and plugins by file name, never where the
+  // server keeps them. The log keeps the full paths.
+  for (const std::string& dir : {options_.root, options_.backend_dir}) {
+    if (dir.empty()) continue;
+    std::error_code ec;
+    for (fs::path p : {fs::absolute(dir, ec).lexically_normal(), fs::weakly_canonical(dir, ec), fs::path(dir)}) {
+      std::string prefix = p.string();
+      while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+      if (!prefix.empty()) server_paths_.push_back(prefix + "/");
+    }
+  }
+  // Longest first, so that a path inside another is cut whole.
+  std::sort(server_paths_.begin(), server_paths_.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+}
+
+Status ModelRepository::Public(const Status& s) const {
+  std::string m = s.message();
+  for (const std::string& prefix : server_paths_) {
+    for (size_t at = m.find(prefix); at != std::string::npos; at = m.find(prefix, at)) m.erase(at, prefix.size());
+  }
+  return Status(s.code(), std::move(m));
+}
 
 ModelRepository::~ModelRepository() { StopAll(); }
 
@@ -306,8 +340,9 @@ void ModelRepository::ReapRetired() {
 Status ModelRepository::LoadModel(const std::string& name) {
   std::lock_guard<std::mutex> load_lock(load_mu_);
   // Refusals before anything loads: logged, and kept as the reason of a model the index already lists.
-  auto refuse = [&](const Status& s) {
-    spdlog::error("model '{}': {}", name, s.message());
+  auto refuse = [&](const Status& full) {
+    spdlog::error("model '{}': {}", name, full.message());
+    Status s = Public(full);
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = models_.find(name); it != models_.end()) it->second.reason = s.message();
     return s;
@@ -319,7 +354,8 @@ Status ModelRepository::LoadModel(const std::string& name) {
   if (!StaysInside(options_.root, dir)) {
     return refuse(FailedPrecondition(dir.string() + ": resolves outside the model repository; refused"));
   }
-  auto record_model_error = [&](const Status& s) {
+  auto record_model_error = [&](const Status& full) {
+    Status s = Public(full);
     std::lock_guard<std::mutex> lock(mu_);
     ModelEntry& e = models_[name];
     e.name = name;
@@ -327,13 +363,15 @@ Status ModelRepository::LoadModel(const std::string& name) {
     for (auto& [v, slot] : e.versions) {
       if (!slot.loaded) slot.state = ModelState::kUnavailable;
     }
-    spdlog::error("model '{}': {}{}", name, s.message(),
+    spdlog::error("model '{}': {}{}", name, full.message(),
                   e.ReadyVersions().empty() ? "" : " (the loaded versions keep serving)");
     return s;
   };
   std::string yaml_path = (dir / "model.yaml").string();
-  std::optional<std::string> yaml = ReadText(yaml_path);
-  if (!yaml) yaml = "";  // no model.yaml: the backend infers the signature, the defaults apply
+  Result<std::optional<std::string>> read = ReadModelYaml(dir);
+  if (!read.ok()) return record_model_error(read.status());
+  // No model.yaml: the backend infers the signature, the defaults apply.
+  std::optional<std::string> yaml = read->value_or("");
   Result<ModelConfig> config =
       yaml->empty() ? Result<ModelConfig>(ModelConfig()) : ParsePartialModelConfig(*yaml, name, yaml_path);
   if (!config.ok()) return record_model_error(config.status());
@@ -376,14 +414,16 @@ Status ModelRepository::LoadModel(const std::string& name) {
                    c.backend, c.max_batch_size, c.instances, c.threads, c.dynamic_batching ? ", dynamic batching" : "");
       continue;
     }
-    if (first_error.ok()) first_error = mv.status();
+    Status failed = Public(mv.status());
+    if (first_error.ok()) first_error = failed;
     if (slot.loaded) {
-      slot.reason = "reload failed, previous files still serving: " + mv.status().message();
-      spdlog::error("model '{}' version {}: {}", name, v, slot.reason);
+      slot.reason = "reload failed, previous files still serving: " + failed.message();
+      spdlog::error("model '{}' version {}: reload failed, previous files still serving: {}", name, v,
+                    mv.status().message());
     } else {
       slot.state = ModelState::kUnavailable;
-      slot.reason = mv.status().message();
-      spdlog::error("model '{}' version {}: UNAVAILABLE: {}", name, v, slot.reason);
+      slot.reason = failed.message();
+      spdlog::error("model '{}' version {}: UNAVAILABLE: {}", name, v, mv.status().message());
     }
   }
   std::lock_guard<std::mutex> lock(mu_);

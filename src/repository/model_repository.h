@@ -136,11 +136,15 @@ class ModelRepository {
  private:
   explicit ModelRepository(Options options);
   void Retire(std::shared_ptr<ModelVersion> version);  // REQUIRES(mu_)
+  // `s` with the server's own paths (repository root, backend directory) cut
+  // out of its message: what clients may see.
+  Status Public(const Status& s) const;
   void ReapRetired();
   void BackgroundLoop(int poll_secs);
 
   Options options_;
   BackendRegistry backends_;
+  std::vector<std::string> server_paths_;  // prefixes Public() removes, longest first
   std::atomic<bool> loaded_{false};
   std::mutex load_mu_;  // serialises LoadModel/UnloadModel/Poll
   mutable std::mutex mu_;

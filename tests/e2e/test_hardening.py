@@ -257,3 +257,162 @@ def test_content_length_then_transfer_encoding_is_refused(srv):
         assert r.status == 400, r
         assert rd.closed_within(5)
         assert b"HTTP/1.1" not in rd.buf
+
+
+# ---------------------------------------------------------------------------
+# 3. model.yaml is held to the symlink rule, and no error quotes a file or
+#    names where the server keeps it
+# 4. only regular files of bounded size are read, never blocking
+
+SECRET = "TOP-SECRET-a1b2c3d4e5"
+
+
+def all_text_a_client_sees(s, name):
+    """Everything the v2 API says about model `name`: index, metadata, ready, infer."""
+    parts = [s.post("/v2/repository/index").text, s.get(f"/v2/models/{name}").text,
+             s.get(f"/v2/models/{name}/ready").text, s.post(f"/v2/models/{name}/infer", data=INFER_BODY).text,
+             s.get(f"/v2/models/{name}/versions/1").text]
+    return "\n".join(parts)
+
+
+def reason_of(s, name):
+    rows = [e for e in s.post("/v2/repository/index").json() if e["name"] == name]
+    assert rows, s.post("/v2/repository/index").json()
+    return " ".join(e["reason"] for e in rows), rows
+
+
+@pytest.mark.parametrize("secret_text", [
+    f"{SECRET}\n",                                   # a scalar: would have been quoted as the top level
+    f"backend: {SECRET}\noutputs: []\n",             # a value in the right place
+    f"root:x:0:0:{SECRET}:/root:/bin/bash\n",       # /etc/passwd-like
+])
+def test_model_yaml_linking_outside_the_repository_is_refused_unread(tmp_path, start_server, secret_text):
+    repo = make_repo(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.yaml").write_text(secret_text)
+    d = repo / "leak"
+    (d / "1").mkdir(parents=True)
+    (d / "model.yaml").symlink_to(outside / "secret.yaml")
+    s = start_server(repo)
+    reason, rows = reason_of(s, "leak")
+    assert all(e["state"] == "UNAVAILABLE" for e in rows), rows
+    assert "outside" in reason and "model.yaml" in reason, reason
+    seen = all_text_a_client_sees(s, "leak")
+    assert SECRET not in seen and "TOP-SECRET" not in seen, seen
+    assert str(tmp_path) not in seen, seen  # no server paths either
+    still_serves(s)
+
+
+def test_config_errors_never_quote_the_file(tmp_path, start_server):
+    repo = make_repo(tmp_path)
+    write_model(repo, "badtype", ID_YAML.replace("datatype: INT32, shape: [-1]}\noutputs",
+                                                 f"datatype: {SECRET}, shape: [-1]}}\noutputs"))
+    write_model(repo, "badbackend", ID_YAML.replace("backend: identity", f"backend: ../{SECRET}"))
+    write_model(repo, "scalar", f"{SECRET} and more text\n")
+    s = start_server(repo)
+    for name, key in [("badtype", "datatype"), ("badbackend", "backend"), ("scalar", "model.yaml")]:
+        reason, _ = reason_of(s, name)
+        assert key in reason, reason
+        assert SECRET not in all_text_a_client_sees(s, name)
+
+
+def test_reasons_name_no_server_paths(tmp_path, start_server):
+    repo = make_repo(tmp_path)
+    write_model(repo, "nobackend", ID_YAML.replace("backend: identity", "backend: nosuch"))
+    write_model(repo, "noversions", ID_YAML, versions=())
+    s = start_server(repo)
+    text = s.post("/v2/repository/index").text
+    assert "nosuch" in text and "noversions" in text, text
+    assert str(tmp_path) not in text, text
+    assert "/lib/berth/backends" not in text, text
+    assert str(repo) in s.logs()  # the log keeps where things are
+
+
+def test_model_yaml_link_inside_the_model_directory_is_followed(tmp_path, start_server):
+    repo = make_repo(tmp_path)
+    d = repo / "linked"
+    (d / "1").mkdir(parents=True)
+    (d / "configs").mkdir()
+    (d / "configs" / "real.yaml").write_text(ID_YAML)
+    (d / "model.yaml").symlink_to("configs/real.yaml")
+    s = start_server(repo)
+    r = s.post("/v2/models/linked/infer", data=INFER_BODY)
+    assert r.status_code == 200, r.text
+
+
+def test_model_yaml_fifo_does_not_block_loading(tmp_path, start_server):
+    import os
+    repo = make_repo(tmp_path)
+    d = repo / "fifo"
+    (d / "1").mkdir(parents=True)
+    os.mkfifo(d / "model.yaml")
+    t0 = time.time()
+    s = start_server(repo, ["--model-control-mode", "poll", "--repository-poll-secs", "1",
+                            "--shutdown-grace-secs", "5"])
+    assert time.time() - t0 < 20
+    reason, _ = reason_of(s, "fifo")
+    assert "FIFO" in reason, reason
+    still_serves(s)
+    # later loads (poll) still happen: a new model appears and serves
+    write_model(repo, "later", ID_YAML)
+    deadline = time.time() + 15
+    while time.time() < deadline and s.post("/v2/models/later/infer", data=INFER_BODY).status_code != 200:
+        time.sleep(0.2)
+    assert s.post("/v2/models/later/infer", data=INFER_BODY).status_code == 200
+    t0 = time.time()
+    assert s.stop() == 0
+    assert time.time() - t0 < 5  # drain does not wait on a FIFO
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_model_yaml_device_is_refused(tmp_path, start_server, target):
+    repo = make_repo(tmp_path)
+    d = repo / "dev"
+    (d / "1").mkdir(parents=True)
+    (d / "model.yaml").symlink_to(target)
+    s = start_server(repo)
+    reason, rows = reason_of(s, "dev")
+    assert all(e["state"] == "UNAVAILABLE" for e in rows), rows
+    assert "refused" in reason, reason
+    still_serves(s)
+
+
+def test_huge_model_yaml_is_refused(tmp_path, start_server):
+    repo = make_repo(tmp_path)
+    write_model(repo, "huge", ID_YAML + "#" + "x" * (2 << 20) + "\n")
+    s = start_server(repo)
+    reason, _ = reason_of(s, "huge")
+    assert "larger than the limit" in reason, reason
+    still_serves(s)
+
+
+def test_explicit_load_of_a_fifo_model_answers_at_once(tmp_path, start_server):
+    import os
+    repo = make_repo(tmp_path)
+    d = repo / "fifo"
+    (d / "1").mkdir(parents=True)
+    os.mkfifo(d / "model.yaml")
+    token = tmp_path / "admin"
+    token.write_text("adm\n")
+    s = start_server(repo, ["--model-control-mode", "explicit", "--load-model", "m",
+                            "--admin-token-file", str(token)])
+    hdr = {"Authorization": "Bearer adm"}
+    r = s.post("/v2/repository/models/fifo/load", headers=hdr, timeout=10)
+    assert r.status_code == 400 and "FIFO" in error_of(r), r.text
+    assert s.post("/v2/repository/models/m/unload", headers=hdr, timeout=10).status_code == 200
+    assert s.post("/v2/repository/models/m/load", headers=hdr, timeout=10).status_code == 200
+    still_serves(s)
+
+
+def test_token_file_that_is_a_fifo_is_refused_at_start(tmp_path):
+    import os
+    import subprocess
+    from conftest import BERTH_BIN
+    repo = make_repo(tmp_path)
+    os.mkfifo(tmp_path / "token")
+    p = subprocess.run([str(BERTH_BIN), "serve", "--model-repository", str(repo), "--host", "127.0.0.1",
+                        "--http-port", "0", "--metrics-port", "0", "--auth-token-file", str(tmp_path / "token")],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0
+    assert "FIFO" in p.stdout + p.stderr

@@ -1,16 +1,13 @@
 #include "protocol/http/auth.h"
 
-#include <fstream>
-#include <sstream>
+#include "common/file_util.h"
 
 namespace berth {
 
 Result<std::string> ReadTokenFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("token file " + path + " cannot be read");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string t = ss.str();
+  Result<std::string> read = ReadRegularFile(path, 64 << 10);
+  if (!read.ok()) return Status(read.status().code(), "token file: " + read.status().message());
+  std::string t = std::move(read).value();
   auto first = t.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) return InvalidArgument("token file " + path + " is empty");
   t = t.substr(first, t.find_last_not_of(" \t\r\n") - first + 1);
