@@ -11,13 +11,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "berth/backend_api.h"
+#include "common/file_util.h"
+#include "model_file_check.h"
 
 namespace berth {
 namespace {
@@ -104,226 +104,21 @@ std::string ConfigField(const std::string& json, const std::string& object, cons
   return json.substr(at, close - at);
 }
 
-// Reads the integers of the array after `key` (e.g. "\"left_children\":[") in
-// json[from, limit). False if the key is absent there or the array is not
-// a plain list of integers.
-bool ReadIntArray(const std::string& json, const std::string& key, size_t from, size_t limit,
-                  std::vector<int64_t>* out) {
-  out->clear();
-  size_t at = json.find(key, from);
-  if (at == std::string::npos || at >= limit) return false;
-  at += key.size();
-  if (at < json.size() && json[at] == ']') return true;
-  while (at < limit) {
-    char* end = nullptr;
-    const long long value = std::strtoll(json.c_str() + at, &end, 10);
-    if (end == json.c_str() + at) return false;
-    out->push_back(value);
-    at = static_cast<size_t>(end - json.c_str());
-    if (at >= limit) return false;
-    if (json[at] == ']') return true;
-    if (json[at] != ',') return false;
-    ++at;
-  }
-  return false;
-}
+// XGBoost 1.7 trusts its model files (model_file_check.h): the file is read
+// once, checked whole, and loaded from the same bytes, so that nothing it
+// holds can crash the server and it cannot change between check and load.
+constexpr uint64_t kMaxModelFileBytes = uint64_t{4} << 30;
 
-// XGBoost 1.7 checks the sizes of a tree's arrays when it loads a model but
-// not the values: a child index outside the tree, a loop, a split on a
-// feature past num_feature or a tree_info group past the outputs is read
-// unchecked at prediction time and crashes the process (or answers garbage).
-// One flipped digit in a model file is enough, so check them here, on the
-// model as XGBoost itself re-serializes it (the same for .json and .ubj).
-Status CheckTrees(BoosterHandle booster, int64_t num_feature, int64_t groups) {
-  bst_ulong len = 0;
-  const char* raw = nullptr;
-  RETURN_IF_ERROR(
-      XgbError(XGBoosterSaveModelToBuffer(booster, "{\"format\":\"json\"}", &len, &raw), "reading the trees"));
-  const std::string json(raw, len);
-  const std::string left_key = "\"left_children\":[";
-  std::vector<int64_t> left, right, split, parents_seen;
-  int64_t tree = 0;
-  // Each tree object holds its keys sorted: left_children, ..., right_children,
-  // ..., split_indices, before the next tree's left_children.
-  for (size_t at = json.find(left_key); at != std::string::npos; ++tree) {
-    const size_t next = json.find(left_key, at + 1);
-    const size_t limit = next == std::string::npos ? json.size() : next;
-    const std::string where = "tree " + std::to_string(tree);
-    if (!ReadIntArray(json, left_key, at, limit, &left) ||
-        !ReadIntArray(json, "\"right_children\":[", at, limit, &right) ||
-        !ReadIntArray(json, "\"split_indices\":[", at, limit, &split)) {
-      return InvalidArgument(where + ": unreadable children or split indices");
-    }
-    const int64_t n = static_cast<int64_t>(left.size());
-    if (n == 0 || static_cast<int64_t>(right.size()) != n || static_cast<int64_t>(split.size()) != n) {
-      return InvalidArgument(where + ": node arrays of different sizes");
-    }
-    // With every node the child of at most one node and the root of none,
-    // no loop is reachable from the root.
-    parents_seen.assign(static_cast<size_t>(n), 0);
-    for (int64_t i = 0; i < n; ++i) {
-      if (left[i] == -1) continue;  // a leaf: XGBoost reads nothing else of it
-      const std::string node = where + " node " + std::to_string(i);
-      for (int64_t child : {left[i], right[i]}) {
-        if (child <= 0 || child >= n) {
-          return InvalidArgument(node + ": child " + std::to_string(child) + " is not a node of the tree (" +
-                                 std::to_string(n) + " nodes)");
-        }
-        if (++parents_seen[static_cast<size_t>(child)] > 1) {
-          return InvalidArgument(node + ": child " + std::to_string(child) + " has more than one parent");
-        }
-      }
-      if (split[i] < 0 || split[i] >= num_feature) {
-        return InvalidArgument(node + ": splits on feature " + std::to_string(split[i]) + " but the model has " +
-                               std::to_string(num_feature) + " features");
-      }
-    }
-    at = next;
+Result<XgboostModelFacts> LoadChecked(BoosterHandle booster, const std::string& path) {
+  ASSIGN_OR_RETURN(std::string bytes, ReadRegularFile(path, kMaxModelFileBytes));
+  const size_t slash = path.find_last_of('/');
+  ASSIGN_OR_RETURN(XgboostFormat format,
+                   DetectXgboostFormat(bytes, slash == std::string::npos ? path : path.substr(slash + 1)));
+  ASSIGN_OR_RETURN(XgboostModelFacts facts, CheckXgboostModel(bytes, format));
+  if (XGBoosterLoadModelFromBuffer(booster, bytes.data(), bytes.size()) != 0) {
+    return InvalidArgument(LastXgboostError());
   }
-  std::vector<int64_t> tree_info;
-  if (ReadIntArray(json, "\"tree_info\":[", 0, json.size(), &tree_info)) {
-    for (size_t i = 0; i < tree_info.size(); ++i) {
-      if (tree_info[i] < 0 || tree_info[i] >= groups) {
-        return InvalidArgument("tree_info[" + std::to_string(i) + "]: output group " + std::to_string(tree_info[i]) +
-                               " but the model has " + std::to_string(groups));
-      }
-    }
-  }
-  return Status::Ok();
-}
-
-// XGBoost 1.7's readers trust the file: its UBJ reader reads past the end
-// of a truncated file and allocates whatever a length field claims (a
-// truncated model.ubj hangs or crashes the process), and both readers recurse
-// once per nesting level. ModelFileCheck walks the file first, along the
-// grammar XGBoost's readers accept, so such files fail to load instead.
-constexpr int kMaxNesting = 64;  // real models nest about 6 levels
-
-class ModelFileCheck {
- public:
-  explicit ModelFileCheck(const std::string& bytes) : s_(bytes) {}
-
-  // Status of a UBJ document (model.ubj).
-  Status Ubj() {
-    if (!UbjValue(0)) return InvalidArgument("not valid UBJSON: " + error_ + " at byte " + std::to_string(pos_));
-    return Status::Ok();
-  }
-
-  // Status of a JSON text (model.json): brackets nest at most kMaxNesting
-  // deep; XGBoost's own parser reports every other error.
-  Status JsonNesting() const {
-    int depth = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < s_.size(); ++i) {
-      const char c = s_[i];
-      if (in_string) {
-        if (c == '\\') {
-          ++i;
-        } else if (c == '"') {
-          in_string = false;
-        }
-      } else if (c == '"') {
-        in_string = true;
-      } else if (c == '{' || c == '[') {
-        if (++depth > kMaxNesting) {
-          return InvalidArgument("nested deeper than " + std::to_string(kMaxNesting) + " levels at byte " +
-                                 std::to_string(i));
-        }
-      } else if (c == '}' || c == ']') {
-        --depth;
-      }
-    }
-    return Status::Ok();
-  }
-
- private:
-  bool Fail(const char* what) {
-    error_ = what;
-    return false;
-  }
-  size_t Left() const { return s_.size() - pos_; }
-  bool Skip(uint64_t n) {
-    if (n > Left()) return Fail("truncated");
-    pos_ += n;
-    return true;
-  }
-  bool Next(char* c) {
-    if (Left() == 0) return Fail("truncated");
-    *c = s_[pos_++];
-    return true;
-  }
-  bool Expect(char want) {
-    char c = 0;
-    if (!Next(&c)) return false;
-    return c == want || Fail("unexpected marker");
-  }
-  // UBJ lengths: 'L' then a big-endian int64 that must fit in what is left.
-  bool Length(uint64_t* n) {
-    if (!Expect('L')) return false;
-    if (Left() < 8) return Fail("truncated length");
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s_[pos_++]);
-    if (v > Left()) return Fail("length past the end of the file");
-    *n = v;
-    return true;
-  }
-  bool UbjValue(int depth) {
-    if (depth > kMaxNesting) return Fail("nested too deep");
-    char c = 0;
-    if (!Next(&c)) return false;
-    uint64_t n = 0;
-    switch (c) {
-      case 'Z':
-      case 'T':
-      case 'F': return true;
-      case 'i':
-      case 'U':
-      case 'C': return Skip(1);
-      case 'I': return Skip(2);
-      case 'l':
-      case 'd': return Skip(4);
-      case 'L': return Skip(8);
-      case 'S': return Length(&n) && Skip(n);
-      case '{':
-        while (Left() > 0 && s_[pos_] != '}') {
-          if (!Length(&n) || !Skip(n) || !UbjValue(depth + 1)) return false;
-        }
-        return Expect('}');
-      case '[':
-        if (Left() > 0 && s_[pos_] == '$') {  // typed array: '$' type '#' 'L' count, then raw elements
-          char type = 0;
-          if (!Skip(1) || !Next(&type) || !Expect('#') || !Length(&n)) return false;
-          const uint64_t size = type == 'U' || type == 'i' ? 1 : type == 'l' || type == 'd' ? 4 : type == 'L' ? 8 : 0;
-          if (size == 0) return Fail("unsupported typed array");
-          return n <= Left() / size ? Skip(n * size) : Fail("length past the end of the file");
-        }
-        if (Left() > 0 && s_[pos_] == '#') {  // counted array: every element takes at least a byte
-          if (!Skip(1) || !Length(&n)) return false;
-          for (uint64_t i = 0; i < n; ++i) {
-            if (!UbjValue(depth + 1)) return false;
-          }
-          return true;
-        }
-        while (Left() > 0 && s_[pos_] != ']') {
-          if (!UbjValue(depth + 1)) return false;
-        }
-        return Expect(']');
-      default: return Fail("unknown marker");
-    }
-  }
-
-  const std::string& s_;
-  size_t pos_ = 0;
-  std::string error_;
-};
-
-Status CheckModelFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) return InvalidArgument("cannot be read");
-  ModelFileCheck check(bytes);
-  const bool ubj = path.size() >= 4 && path.compare(path.size() - 4, 4, ".ubj") == 0;
-  return ubj ? check.Ubj() : check.JsonNesting();
+  return facts;
 }
 
 // What the loaded booster is, as far as model.yaml must agree with it.
@@ -377,19 +172,13 @@ Result<BoosterFacts> InspectBooster(BoosterHandle booster) {
   const std::string json(config, len);
   facts.objective = ConfigField(json, "learner_train_param", "objective");
   facts.num_class = ConfigField(json, "learner_model_param", "num_class");
-  // Trees add up per output group: num_class of them for multi-class models,
-  // num_target for multi-output regression, else one.
-  int64_t groups = 1;
-  for (const char* key : {"num_class", "num_target"}) {
-    const std::string value = ConfigField(json, "learner_model_param", key);
-    groups = std::max<int64_t>(groups, std::strtoll(value.c_str(), nullptr, 10));
-  }
-
   // What one row predicts depends on the objective (and num_class, num_target);
   // predicting one all-missing row asks the booster itself rather than
   // re-deriving XGBoost's rules here.
-  if (facts.num_feature <= 0) return InvalidArgument("the model has no features (num_feature 0)");
-  RETURN_IF_ERROR(CheckTrees(booster, facts.num_feature, groups));
+  // The file check bounds num_feature; the booster must agree with what it checked.
+  if (facts.num_feature <= 0 || facts.num_feature > XgboostModelLimits{}.max_features) {
+    return InvalidArgument("the model has " + std::to_string(facts.num_feature) + " features");
+  }
   std::vector<float> row(static_cast<size_t>(facts.num_feature), std::numeric_limits<float>::quiet_NaN());
   const float* result = nullptr;
   uint64_t count = 0;
@@ -496,13 +285,10 @@ class XgboostBackend final : public Backend {
   // a model.yaml that names only the backend.
   Status InferConfig(const std::string& model_file, ModelConfig* c) override {
     try {
-      if (Status file = CheckModelFile(model_file); !file.ok()) {
-        return InvalidArgument("not a loadable XGBoost model: " + file.message());
-      }
       auto booster = std::make_unique<Booster>();
       if (int rc = XGBoosterCreate(nullptr, 0, booster->out()); rc != 0) return XgbError(rc, "creating a booster");
-      if (XGBoosterLoadModel(booster->get(), model_file.c_str()) != 0) {
-        return InvalidArgument("not a loadable XGBoost model: " + LastXgboostError());
+      if (auto loaded = LoadChecked(booster->get(), model_file); !loaded.ok()) {
+        return InvalidArgument("not a loadable XGBoost model: " + loaded.status().message());
       }
       ASSIGN_OR_RETURN(BoosterFacts facts, InspectBooster(booster->get()));
       if (c->max_batch_size == 0) c->max_batch_size = 256;
@@ -544,11 +330,8 @@ class XgboostBackend final : public Backend {
     if (int rc = XGBoosterCreate(nullptr, 0, booster->out()); rc != 0) {
       return XgbError(rc, "creating a booster");
     }
-    if (Status file = CheckModelFile(ctx.model_file); !file.ok()) {
-      return InvalidArgument(ctx.model_file + ": not a loadable XGBoost model: " + file.message());
-    }
-    if (XGBoosterLoadModel(booster->get(), ctx.model_file.c_str()) != 0) {
-      return InvalidArgument(ctx.model_file + ": not a loadable XGBoost model: " + LastXgboostError());
+    if (auto loaded = LoadChecked(booster->get(), ctx.model_file); !loaded.ok()) {
+      return InvalidArgument(ctx.model_file + ": not a loadable XGBoost model: " + loaded.status().message());
     }
     // Each instance predicts on its own executor thread; `threads` sizes the
     // booster's OpenMP pool instead of XGBoost's default of every core. Set

@@ -328,13 +328,14 @@ def corrupt_files(trained):
 
     files["trees_not_a_list"] = ("json", edited(lambda m: m.__setitem__("trees", "x")), unloadable)
     # These load in XGBoost but read out of bounds when predicting (one of
-    # them crashes Python xgboost itself): the backend refuses them.
-    invalid = "not a valid XGBoost model"
-    files["child_out_of_range"] = ("json", edited(set_tree0("left_children", 0, 100000000)), invalid)
-    files["child_negative"] = ("json", edited(set_tree0("right_children", 0, -5)), invalid)
-    files["child_loop"] = ("json", edited(set_tree0("left_children", 1, 0)), invalid)
-    files["split_feature_out_of_range"] = ("json", edited(set_tree0("split_indices", 0, 1000)), invalid)
-    files["tree_info_out_of_range"] = ("json", edited(set_info), invalid)
+    # them crashes Python xgboost itself): the file check refuses them before
+    # XGBoost reads them, naming the spot.
+    files["child_out_of_range"] = ("json", edited(set_tree0("left_children", 0, 100000000)), "trees[0] node 0")
+    files["child_negative"] = ("json", edited(set_tree0("right_children", 0, -5)), "trees[0] node 0")
+    files["child_loop"] = ("json", edited(set_tree0("left_children", 1, 0)), "trees[0] node 1")
+    files["split_feature_out_of_range"] = ("json", edited(set_tree0("split_indices", 0, 1000)),
+                                           "trees[0].split_indices[0]")
+    files["tree_info_out_of_range"] = ("json", edited(set_info), "tree_info[0]")
     return files
 
 
