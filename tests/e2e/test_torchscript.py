@@ -561,7 +561,7 @@ BAD_YAMLS = {
     # name: (model.yaml, words the reason must contain)
     "unknown_key": (MLP_YAML + "max_batch: 4\n", ["model.yaml", "max_batch"]),
     "bad_datatype": (MLP_YAML.replace("{name: x, datatype: FP32", "{name: x, datatype: FP33"),
-                     ["model.yaml", "datatype", "FP33"]),
+                     ["model.yaml", "inputs[0].datatype", "expected one of"]),  # the value itself is not quoted
     "wrong_type": (MLP_YAML.replace("max_batch_size: 64", "max_batch_size: lots"),
                    ["model.yaml", "max_batch_size"]),
     "wrong_type_list": (MLP_YAML.replace("instances: 1", "instances: [1, 2]"),
