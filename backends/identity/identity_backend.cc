@@ -29,8 +29,8 @@ class IdentityInstance final : public ModelInstance {
 
 class IdentityBackend final : public Backend {
  public:
-  Result<std::unique_ptr<ModelInstance>> CreateInstance(const InstanceContext& ctx) override {
-    const ModelConfig& c = *ctx.config;
+  Result<std::unique_ptr<ModelInstance>> CreateInstance(const BackendModelConfig& ctx) override {
+    const BackendModelConfig& c = ctx;
     if (c.outputs.size() > c.inputs.size()) {
       return InvalidArgument("identity backend: model '" + c.name + "' declares " + std::to_string(c.outputs.size()) +
                              " outputs but only " + std::to_string(c.inputs.size()) + " inputs");
@@ -51,8 +51,7 @@ class IdentityBackend final : public Backend {
           delay_ms = -1;
         }
         if (delay_ms < 0 || delay_ms > 60000) {
-          return InvalidArgument("model.yaml: parameters.delay_ms: expected milliseconds 0..60000, got '" + value +
-                                 "'");
+          return InvalidArgument("model.yaml: parameters.delay_ms: expected milliseconds 0..60000");
         }
       } else if (key == "fail") {
         fail = value == "true";

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "berth/backend_api.h"
+#include "common/file_util.h"
 #include "onnx_signature.h"
 
 namespace berth {
@@ -128,7 +129,7 @@ std::string Join(const std::vector<cv::String>& names) {
 
 // `spec`'s shape with `batch` in front when the model is batched. (Not
 // ModelConfig::FullShape: that lives in the server, which plugins do not link.)
-std::vector<int64_t> WithBatch(const ModelConfig& config, const TensorSpec& spec, int64_t batch) {
+std::vector<int64_t> WithBatch(const BackendModelConfig& config, const BackendTensorSpec& spec, int64_t batch) {
   std::vector<int64_t> shape;
   if (config.batched()) shape.push_back(batch);
   shape.insert(shape.end(), spec.shape.begin(), spec.shape.end());
@@ -142,8 +143,8 @@ std::vector<int64_t> MatShape(const cv::Mat& m) { return std::vector<int64_t>(m.
 // The shape to report for output `spec`: OpenCV's own when its rank matches
 // model.yaml's (the server checks the dims), else model.yaml's with its -1
 // filled in when the element count fits it.
-Result<std::vector<int64_t>> OutputShape(const cv::Mat& m, const TensorSpec& spec, const ModelConfig& config,
-                                         int64_t batch) {
+Result<std::vector<int64_t>> OutputShape(const cv::Mat& m, const BackendTensorSpec& spec,
+                                         const BackendModelConfig& config, int64_t batch) {
   std::vector<int64_t> got = MatShape(m);
   std::vector<int64_t> want = WithBatch(config, spec, batch);
   if (got.size() == want.size()) return got;
@@ -171,9 +172,9 @@ Result<std::vector<int64_t>> OutputShape(const cv::Mat& m, const TensorSpec& spe
 
 class OnnxInstance final : public ModelInstance {
  public:
-  OnnxInstance(cv::dnn::Net net, const ModelConfig* config) : net_(std::move(net)), config_(config) {
-    for (const TensorSpec& s : config_->inputs) input_names_.push_back(s.name);
-    for (const TensorSpec& s : config_->outputs) output_names_.push_back(s.name);
+  OnnxInstance(cv::dnn::Net net, BackendModelConfig config) : net_(std::move(net)), config_(std::move(config)) {
+    for (const BackendTensorSpec& s : config_.inputs) input_names_.push_back(s.name);
+    for (const BackendTensorSpec& s : config_.outputs) output_names_.push_back(s.name);
   }
 
   Status Execute(std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) override {
@@ -214,16 +215,16 @@ class OnnxInstance final : public ModelInstance {
                       std::to_string(output_names_.size()) + " requested");
     }
 
-    const int64_t batch = config_->batched() && !inputs.empty() && !inputs[0].shape.empty() ? inputs[0].shape[0] : 0;
+    const int64_t batch = config_.batched() && !inputs.empty() && !inputs[0].shape.empty() ? inputs[0].shape[0] : 0;
     outputs->resize(produced.size());
     for (size_t i = 0; i < produced.size(); ++i) {
-      const TensorSpec& spec = config_->outputs[i];
+      const BackendTensorSpec& spec = config_.outputs[i];
       cv::Mat m = produced[i];
       // OpenCV DNN computes in float; should a layer yield another depth, its
       // values are still what model.yaml's FP32 output means.
       if (m.depth() != CV_32F) m.convertTo(m, CV_32F);
       if (!m.isContinuous()) m = m.clone();
-      ASSIGN_OR_RETURN(std::vector<int64_t> shape, OutputShape(m, spec, *config_, batch));
+      ASSIGN_OR_RETURN(std::vector<int64_t> shape, OutputShape(m, spec, config_, batch));
       Tensor& out = (*outputs)[i];
       out.name = spec.name;
       out.dtype = DataType::kFp32;
@@ -236,7 +237,7 @@ class OnnxInstance final : public ModelInstance {
   }
 
   cv::dnn::Net net_;  // not thread-safe: each instance owns its own
-  const ModelConfig* config_;
+  const BackendModelConfig config_;
   std::vector<cv::String> input_names_;   // config order
   std::vector<cv::String> output_names_;  // config order
 };
@@ -244,9 +245,9 @@ class OnnxInstance final : public ModelInstance {
 // Checks that model.yaml's names are the graph's. OpenCV 4.6 exposes no list
 // of the graph inputs, only a lookup of a name on its input layer (layer 0)
 // that answers the input's position in the graph.
-Status CheckNames(const cv::dnn::Net& net, const ModelConfig& c, const std::string& file) {
+Status CheckNames(const cv::dnn::Net& net, const BackendModelConfig& c, const std::string& file) {
   cv::Ptr<cv::dnn::Layer> input_layer = net.getLayer(0);
-  for (const TensorSpec& s : c.inputs) {
+  for (const BackendTensorSpec& s : c.inputs) {
     int index = input_layer->outputNameToIndex(s.name);
     if (index < 0) {
       return InvalidArgument("model.yaml: input '" + s.name + "' is not an input of the ONNX graph in " + file);
@@ -259,7 +260,7 @@ Status CheckNames(const cv::dnn::Net& net, const ModelConfig& c, const std::stri
     }
   }
   std::vector<cv::String> graph_outputs = net.getUnconnectedOutLayersNames();
-  for (const TensorSpec& s : c.outputs) {
+  for (const BackendTensorSpec& s : c.outputs) {
     if (std::find(graph_outputs.begin(), graph_outputs.end(), s.name) == graph_outputs.end()) {
       return InvalidArgument("model.yaml: output '" + s.name + "' is not an output of the ONNX graph in " + file +
                              " (its outputs: " + Join(graph_outputs) + ")");
@@ -271,9 +272,9 @@ Status CheckNames(const cv::dnn::Net& net, const ModelConfig& c, const std::stri
 // Runs the net once on zeros of the declared shapes with `batch` rows and
 // checks the output shapes. Skipped (OK) when an input dim is -1: there is no
 // shape to try.
-Status TryRun(OnnxInstance& instance, const ModelConfig& c, int64_t batch) {
+Status TryRun(OnnxInstance& instance, const BackendModelConfig& c, int64_t batch) {
   std::vector<Tensor> inputs;
-  for (const TensorSpec& s : c.inputs) {
+  for (const BackendTensorSpec& s : c.inputs) {
     if (std::find(s.shape.begin(), s.shape.end(), -1) != s.shape.end()) return Status::Ok();
     Tensor t;
     t.name = s.name;
@@ -287,7 +288,7 @@ Status TryRun(OnnxInstance& instance, const ModelConfig& c, int64_t batch) {
   std::vector<Tensor> outputs;
   RETURN_IF_ERROR(instance.Execute(inputs, &outputs));
   for (size_t i = 0; i < outputs.size(); ++i) {
-    const TensorSpec& spec = c.outputs[i];
+    const BackendTensorSpec& spec = c.outputs[i];
     const std::vector<int64_t>& shape = outputs[i].shape;
     std::vector<int64_t> want = WithBatch(c, spec, batch);
     bool match = shape.size() == want.size();
@@ -305,7 +306,7 @@ Status TryRun(OnnxInstance& instance, const ModelConfig& c, int64_t batch) {
 // dynamic batch dimensions to the exported size at import (a Reshape built
 // from x.size(0), say), and such a graph must fail its load, not every
 // request of more than one row.
-Status DryRun(OnnxInstance& instance, const ModelConfig& c) {
+Status DryRun(OnnxInstance& instance, const BackendModelConfig& c) {
   const int64_t batch = std::min<int64_t>(2, c.max_batch_size);
   Status s = TryRun(instance, c, batch);
   if (s.ok() || batch < 2 || !TryRun(instance, c, 1).ok()) return s;
@@ -334,26 +335,26 @@ std::optional<DataType> FromOnnxType(int32_t t) {
   }
 }
 
+// ONNX files carry their weights: large ones are fine, unbounded ones are not.
+constexpr uint64_t kMaxModelFileBytes = uint64_t{4} << 30;
+
 class OnnxBackend final : public Backend {
  public:
   // The graph names its inputs and outputs with types and dims; a leading
   // symbolic dim on every one of them is the batch dimension.
-  Status InferConfig(const std::string& model_file, ModelConfig* c) override {
-    std::ifstream in(model_file, std::ios::binary);
-    if (!in) return NotFound("cannot read " + model_file);
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    ASSIGN_OR_RETURN(OnnxSignature sig, ParseOnnxSignature(bytes.str()));
+  Status InferSignature(const std::string& model_file, BackendSignature* c) override {
+    ASSIGN_OR_RETURN(std::string bytes, ReadRegularFile(model_file, kMaxModelFileBytes));
+    ASSIGN_OR_RETURN(OnnxSignature sig, ParseOnnxSignature(bytes));
     if (sig.outputs.empty()) return InvalidArgument("the graph has no outputs");
     bool batched = true;
     for (const auto* list : {&sig.inputs, &sig.outputs}) {
       for (const OnnxValueInfo& v : *list) batched &= !v.dims.empty() && v.dims[0].value < 0;
     }
-    auto specs = [&](const std::vector<OnnxValueInfo>& list, std::vector<TensorSpec>* out) -> Status {
+    auto specs = [&](const std::vector<OnnxValueInfo>& list, std::vector<BackendTensorSpec>* out) -> Status {
       for (const OnnxValueInfo& v : list) {
         auto dtype = FromOnnxType(v.elem_type);
         if (!dtype) return InvalidArgument("'" + v.name + "' has ONNX element type " + std::to_string(v.elem_type));
-        TensorSpec spec{v.name, *dtype, {}, {}};
+        BackendTensorSpec spec{v.name, *dtype, {}};
         for (size_t i = batched ? 1 : 0; i < v.dims.size(); ++i) spec.shape.push_back(v.dims[i].value);
         out->push_back(std::move(spec));
       }
@@ -366,10 +367,10 @@ class OnnxBackend final : public Backend {
     return Status::Ok();
   }
 
-  Result<std::unique_ptr<ModelInstance>> CreateInstance(const InstanceContext& ctx) override {
-    const ModelConfig& c = *ctx.config;
+  Result<std::unique_ptr<ModelInstance>> CreateInstance(const BackendModelConfig& ctx) override {
+    const BackendModelConfig& c = ctx;
     for (const auto* specs : {&c.inputs, &c.outputs}) {
-      for (const TensorSpec& s : *specs) {
+      for (const BackendTensorSpec& s : *specs) {
         if (s.dtype != DataType::kFp32) {
           return InvalidArgument("model.yaml: '" + s.name + "': datatype " + std::string(DataTypeName(s.dtype)) +
                                  " is not supported by the onnx backend (" + kOpenCv + " computes in FP32; use FP32)");
@@ -394,7 +395,7 @@ class OnnxBackend final : public Backend {
       net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
       RETURN_IF_ERROR(CheckNames(net, c, ctx.model_file));
 
-      auto instance = std::make_unique<OnnxInstance>(std::move(net), ctx.config);
+      auto instance = std::make_unique<OnnxInstance>(std::move(net), ctx);
       Status dry = DryRun(*instance, c);
       if (!dry.ok()) return InvalidArgument(ctx.model_file + ": trial run on zeros failed: " + dry.message());
       return std::unique_ptr<ModelInstance>(std::move(instance));

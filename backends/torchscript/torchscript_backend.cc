@@ -43,8 +43,8 @@ std::optional<DataType> FromTorch(at::ScalarType t) {
 
 class TorchScriptInstance final : public ModelInstance {
  public:
-  TorchScriptInstance(torch::jit::Module module, const ModelConfig* config)
-      : module_(std::move(module)), config_(config) {}
+  TorchScriptInstance(torch::jit::Module module, BackendModelConfig config)
+      : module_(std::move(module)), config_(std::move(config)) {}
 
   Status Execute(std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) override {
     try {
@@ -61,9 +61,9 @@ class TorchScriptInstance final : public ModelInstance {
     // Size LibTorch's intra-op pool once per calling thread (the executor, or an HTTP thread running a fast
     // model inline; see backend_api.h).
     thread_local int threads_set = 0;
-    if (threads_set != config_->threads) {
-      at::set_num_threads(config_->threads);
-      threads_set = config_->threads;
+    if (threads_set != config_.threads) {
+      at::set_num_threads(config_.threads);
+      threads_set = config_.threads;
     }
     c10::InferenceMode guard;
     std::vector<c10::IValue> args;
@@ -73,7 +73,7 @@ class TorchScriptInstance final : public ModelInstance {
     }
     c10::IValue result = module_.forward(std::move(args));
 
-    std::vector<at::Tensor> produced(config_->outputs.size());
+    std::vector<at::Tensor> produced(config_.outputs.size());
     if (result.isTensor()) {
       if (produced.size() != 1) return Mismatch("a single tensor");
       produced[0] = result.toTensor();
@@ -92,7 +92,7 @@ class TorchScriptInstance final : public ModelInstance {
     } else if (result.isGenericDict()) {
       auto dict = result.toGenericDict();
       for (size_t i = 0; i < produced.size(); ++i) {
-        const std::string& name = config_->outputs[i].name;
+        const std::string& name = config_.outputs[i].name;
         auto it = dict.find(c10::IValue(name));
         if (it == dict.end() || !it->value().isTensor()) {
           return Internal("forward() returned a dict without a tensor named '" + name + "'");
@@ -108,11 +108,11 @@ class TorchScriptInstance final : public ModelInstance {
       at::Tensor t = produced[i].contiguous();
       auto dtype = FromTorch(t.scalar_type());
       if (!dtype) {
-        return Internal("output '" + config_->outputs[i].name + "' has unsupported tensor type " +
+        return Internal("output '" + config_.outputs[i].name + "' has unsupported tensor type " +
                         std::string(c10::toString(t.scalar_type())));
       }
       Tensor& out = (*outputs)[i];
-      out.name = config_->outputs[i].name;
+      out.name = config_.outputs[i].name;
       out.dtype = *dtype;
       out.shape.assign(t.sizes().begin(), t.sizes().end());
       size_t bytes = t.numel() * t.element_size();
@@ -123,20 +123,20 @@ class TorchScriptInstance final : public ModelInstance {
   }
 
   Status Mismatch(const std::string& got) const {
-    return Internal("forward() returned " + got + " but model.yaml declares " +
-                    std::to_string(config_->outputs.size()) + " outputs");
+    return Internal("forward() returned " + got + " but model.yaml declares " + std::to_string(config_.outputs.size()) +
+                    " outputs");
   }
 
   torch::jit::Module module_;
-  const ModelConfig* config_;
+  const BackendModelConfig config_;
 };
 
 class TorchScriptBackend final : public Backend {
  public:
-  Result<std::unique_ptr<ModelInstance>> CreateInstance(const InstanceContext& ctx) override {
-    const ModelConfig& c = *ctx.config;
+  Result<std::unique_ptr<ModelInstance>> CreateInstance(const BackendModelConfig& ctx) override {
+    const BackendModelConfig& c = ctx;
     for (const auto* specs : {&c.inputs, &c.outputs}) {
-      for (const TensorSpec& s : *specs) {
+      for (const BackendTensorSpec& s : *specs) {
         if (!ToTorch(s.dtype)) {
           return InvalidArgument("model.yaml: '" + s.name + "': datatype " + std::string(DataTypeName(s.dtype)) +
                                  " is not supported by the torchscript backend");
@@ -151,7 +151,7 @@ class TorchScriptBackend final : public Backend {
       c10::InferenceMode guard;
       torch::jit::Module module = torch::jit::load(ctx.model_file, torch::kCPU);
       module.eval();
-      return std::unique_ptr<ModelInstance>(new TorchScriptInstance(std::move(module), ctx.config));
+      return std::unique_ptr<ModelInstance>(new TorchScriptInstance(std::move(module), ctx));
     } catch (const c10::Error& e) {
       return InvalidArgument(ctx.model_file + ": not a loadable TorchScript model: " + e.what_without_backtrace());
     } catch (const std::exception& e) {

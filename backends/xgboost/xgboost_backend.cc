@@ -196,12 +196,12 @@ std::string Describe(const BoosterFacts& f) {
 }
 
 // Checks model.yaml against what the booster is. `yaml` names the file.
-Status CheckConfig(const ModelConfig& c, const BoosterFacts& f, const std::string& yaml) {
+Status CheckConfig(const BackendModelConfig& c, const BoosterFacts& f, const std::string& yaml) {
   if (c.inputs.size() != 1) {
     return InvalidArgument(yaml + ": inputs: the xgboost backend takes exactly one input (the feature vector); got " +
                            std::to_string(c.inputs.size()));
   }
-  const TensorSpec& in = c.inputs[0];
+  const BackendTensorSpec& in = c.inputs[0];
   if (in.dtype != DataType::kFp32 && in.dtype != DataType::kFp64) {
     return InvalidArgument(yaml + ": inputs[0].datatype: expected FP32 or FP64; got " +
                            std::string(DataTypeName(in.dtype)));
@@ -215,7 +215,7 @@ Status CheckConfig(const ModelConfig& c, const BoosterFacts& f, const std::strin
     return InvalidArgument(yaml + ": outputs: the xgboost backend produces exactly one output; got " +
                            std::to_string(c.outputs.size()));
   }
-  const TensorSpec& out = c.outputs[0];
+  const BackendTensorSpec& out = c.outputs[0];
   if (out.dtype != DataType::kFp32) {
     return InvalidArgument(yaml + ": outputs[0].datatype: expected FP32 (XGBoost predicts floats); got " +
                            std::string(DataTypeName(out.dtype)));
@@ -230,9 +230,12 @@ Status CheckConfig(const ModelConfig& c, const BoosterFacts& f, const std::strin
 
 class XgboostInstance final : public ModelInstance {
  public:
-  XgboostInstance(std::unique_ptr<Booster> booster, const ModelConfig* config, int64_t num_feature,
+  XgboostInstance(std::unique_ptr<Booster> booster, BackendModelConfig config, int64_t num_feature,
                   int64_t output_width)
-      : booster_(std::move(booster)), config_(config), num_feature_(num_feature), output_width_(output_width) {}
+      : booster_(std::move(booster)),
+        config_(std::move(config)),
+        num_feature_(num_feature),
+        output_width_(output_width) {}
 
   Status Execute(std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) override {
     try {
@@ -255,7 +258,7 @@ class XgboostInstance final : public ModelInstance {
     const int64_t rows = in.shape[0];
     outputs->resize(1);
     Tensor& out = (*outputs)[0];
-    out.name = config_->outputs[0].name;
+    out.name = config_.outputs[0].name;
     out.dtype = DataType::kFp32;
     out.shape = {rows, output_width_};
     out.data.assign(static_cast<size_t>(rows * output_width_) * sizeof(float), 0);
@@ -274,7 +277,7 @@ class XgboostInstance final : public ModelInstance {
   }
 
   std::unique_ptr<Booster> booster_;
-  const ModelConfig* config_;
+  const BackendModelConfig config_;
   int64_t num_feature_;
   int64_t output_width_;
 };
@@ -283,7 +286,7 @@ class XgboostBackend final : public Backend {
  public:
   // The booster knows its feature count and what one row predicts: enough for
   // a model.yaml that names only the backend.
-  Status InferConfig(const std::string& model_file, ModelConfig* c) override {
+  Status InferSignature(const std::string& model_file, BackendSignature* c) override {
     try {
       auto booster = std::make_unique<Booster>();
       if (int rc = XGBoosterCreate(nullptr, 0, booster->out()); rc != 0) return XgbError(rc, "creating a booster");
@@ -292,15 +295,15 @@ class XgboostBackend final : public Backend {
       }
       ASSIGN_OR_RETURN(BoosterFacts facts, InspectBooster(booster->get()));
       if (c->max_batch_size == 0) c->max_batch_size = 256;
-      c->inputs = {TensorSpec{"features", DataType::kFp32, {facts.num_feature}, {}}};
-      c->outputs = {TensorSpec{"predictions", DataType::kFp32, {facts.output_width}, {}}};
+      c->inputs = {BackendTensorSpec{"features", DataType::kFp32, {facts.num_feature}}};
+      c->outputs = {BackendTensorSpec{"predictions", DataType::kFp32, {facts.output_width}}};
       return Status::Ok();
     } catch (const std::exception& e) {
       return Internal(std::string("xgboost backend: ") + e.what());
     }
   }
 
-  Result<std::unique_ptr<ModelInstance>> CreateInstance(const InstanceContext& ctx) override {
+  Result<std::unique_ptr<ModelInstance>> CreateInstance(const BackendModelConfig& ctx) override {
     try {
       return Create(ctx);
     } catch (const std::exception& e) {
@@ -309,12 +312,9 @@ class XgboostBackend final : public Backend {
   }
 
  private:
-  static Result<std::unique_ptr<ModelInstance>> Create(const InstanceContext& ctx) {
-    const ModelConfig& c = *ctx.config;
-    // version_dir is DIR/<model>/<version>; model.yaml sits one level up.
-    const size_t slash = ctx.version_dir.find_last_of('/');
-    const std::string yaml =
-        (slash == std::string::npos ? std::string(".") : ctx.version_dir.substr(0, slash)) + "/model.yaml";
+  static Result<std::unique_ptr<ModelInstance>> Create(const BackendModelConfig& ctx) {
+    const BackendModelConfig& c = ctx;
+    const std::string yaml = ctx.model_dir + "/model.yaml";
     if (!c.batched()) {
       return InvalidArgument(yaml +
                              ": max_batch_size: the xgboost backend needs max_batch_size > 0 (inputs arrive as "
@@ -346,7 +346,7 @@ class XgboostBackend final : public Backend {
     }
     RETURN_IF_ERROR(CheckConfig(c, *facts, yaml));
     return std::unique_ptr<ModelInstance>(
-        new XgboostInstance(std::move(booster), ctx.config, facts->num_feature, facts->output_width));
+        new XgboostInstance(std::move(booster), ctx, facts->num_feature, facts->output_width));
   }
 };
 

@@ -7,11 +7,9 @@
 #include <vector>
 
 #include "berth/status.h"
+#include "berth/version.h"
 
 namespace berth {
-
-// The version of berth, e.g. "0.1.0".
-const char* Version();
 
 struct ServerOptions {
   std::string model_repository;
@@ -57,8 +55,5 @@ struct InspectOptions {
 // The model's signature as model.yaml text: from model.yaml, or inferred
 // from the model file (ONNX graph, XGBoost feature count) where it is absent.
 Result<std::string> RunInspect(const InspectOptions& options);
-
-// The directory that holds backend plugins when none is configured.
-std::string DefaultBackendDir();
 
 }  // namespace berth

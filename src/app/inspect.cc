@@ -5,7 +5,8 @@
 
 #include "backend/backend_registry.h"
 #include "berth/server.h"
-#include "repository/model_repository.h"
+#include "repository/model_loader.h"
+#include "repository/model_source.h"
 
 namespace berth {
 namespace {
@@ -27,8 +28,9 @@ Result<std::string> RunInspect(const InspectOptions& o) {
   if (dir.filename().empty()) dir = dir.parent_path();
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return NotFound(o.model_dir + ": not a model directory");
-  BackendRegistry backends(o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir);
-  ASSIGN_OR_RETURN(ResolvedModel m, ResolveModel(dir.string(), dir.filename().string(), o.version, &backends));
+  BackendRegistry backends(o.backend_dir);
+  ASSIGN_OR_RETURN(ModelSource source, ReadModelSource(dir.string(), dir.filename().string()));
+  ASSIGN_OR_RETURN(ResolvedModel m, ResolveModel(source, o.version, &backends));
   const ModelConfig& c = m.config;
   std::string out = "# " + m.model_file + " (version " + std::to_string(m.version) + "): signature " +
                     (m.inferred ? "inferred from the model file" : "from model.yaml") + "\n";

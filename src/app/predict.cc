@@ -2,17 +2,12 @@
 #include <simdjson.h>
 
 #include <filesystem>
-#include <fstream>
-#include <future>
-#include <sstream>
 
-#include "backend/backend_registry.h"
 #include "berth/server.h"
 #include "common/file_util.h"
 #include "common/json_writer.h"
-#include "repository/model_repository.h"
-#include "request/v2_codec.h"
-#include "request/validate.h"
+#include "protocol/v2/v2_codec.h"
+#include "server/inference_server.h"
 
 namespace berth {
 namespace {
@@ -54,9 +49,16 @@ Result<std::string> RunPredict(const PredictOptions& o) {
   std::string name = dir.filename().string();
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return NotFound(o.model_dir + ": not a model directory");
-  BackendRegistry backends(o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir);
-  ASSIGN_OR_RETURN(std::shared_ptr<ModelVersion> mv, LoadModelVersion(dir.string(), name, o.version, &backends));
-  const ModelConfig& config = *mv->config;
+  // The same server `berth serve` runs, over this one model directory.
+  InferenceServer::Options so;
+  so.repository.root = dir.string();
+  so.repository.single_model = name;
+  so.repository.version = o.version;
+  so.repository.backend_dir = o.backend_dir;
+  ASSIGN_OR_RETURN(std::unique_ptr<InferenceServer> server, InferenceServer::Create(so));
+  RETURN_IF_ERROR(server->LoadModel(name));
+  ASSIGN_OR_RETURN(ServedModel model, server->Resolve(name, -1));
+  const ModelConfig& config = *model.config;
 
   std::string body;
   JsonWriter w(&body);
@@ -79,13 +81,9 @@ Result<std::string> RunPredict(const PredictOptions& o) {
   w.EndObject();
 
   ASSIGN_OR_RETURN(InferRequest decoded, DecodeInferRequest(body, std::nullopt));
-  auto request = std::make_unique<InferRequest>(std::move(decoded));
-  RETURN_IF_ERROR(ValidateRequest(config, request.get()));
-  std::promise<Result<InferResponse>> done;
-  auto future = done.get_future();
-  mv->scheduler->Enqueue(std::move(request), [&done](Result<InferResponse> r) { done.set_value(std::move(r)); });
-  Result<InferResponse> response = future.get();
-  mv->scheduler->Stop();
+  Result<InferResponse> response =
+      server->Infer(name, model.version, std::make_unique<InferRequest>(std::move(decoded)));
+  server->Stop();
   if (!response.ok()) return response.status();
   return EncodeInferResponse(*response).body;
 }

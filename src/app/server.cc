@@ -1,22 +1,25 @@
-// `berth serve`: the repository, the v2 handler and the HTTP server, wired.
+// `berth serve`: the inference server, its front ends (HTTP, metrics) and the lifecycle, wired.
 #include "berth/server.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
 
+#include "app/lifecycle.h"
+#include "backend/backend_registry.h"
 #include "common/cpu_quota.h"
-#include "metrics/prometheus.h"
-#include "protocol/http/auth.h"
 #include "protocol/http/http_server.h"
+#include "protocol/http/metrics_handler.h"
 #include "protocol/http/v2_handler.h"
-#include "repository/model_repository.h"
+#include "server/access_policy.h"
+#include "server/inference_server.h"
 
 namespace berth {
 namespace {
@@ -42,40 +45,24 @@ std::string BlasInUse() {
 
 }  // namespace
 
-const char* Version() { return "0.1.0"; }
-
-std::string DefaultBackendDir() {
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "lib/berth/backends";
-  return (exe.parent_path().parent_path() / "lib" / "berth" / "backends").string();
-}
-
 Status RunServer(const ServerOptions& o) {
-  ModelRepository::Options ro;
-  ro.root = o.model_repository;
-  ro.backend_dir = o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir;
-  ro.inline_max_us = o.inline_max_us;
-  ASSIGN_OR_RETURN(std::unique_ptr<ModelRepository> repository, ModelRepository::Create(ro));
-
   if (o.model_control_mode != "none" && o.model_control_mode != "poll" && o.model_control_mode != "explicit") {
     return InvalidArgument("--model-control-mode: expected none, poll or explicit; got '" + o.model_control_mode + "'");
   }
   if (!o.load_models.empty() && o.model_control_mode != "explicit") {
     return InvalidArgument("--load-model needs --model-control-mode explicit");
   }
-  V2Handler::Options hopts;
-  hopts.default_timeout_us = o.request_timeout_ms * 1000;
-  hopts.explicit_model_control = o.model_control_mode == "explicit";
+  AccessPolicy::Options access;
+  access.explicit_model_control = o.model_control_mode == "explicit";
   if (!o.admin_token_file.empty()) {
-    ASSIGN_OR_RETURN(hopts.admin_token, ReadTokenFile(o.admin_token_file));
+    ASSIGN_OR_RETURN(access.admin_token, ReadTokenFile(o.admin_token_file));
   }
   if (!o.auth_token_file.empty()) {
-    ASSIGN_OR_RETURN(hopts.auth_token, ReadTokenFile(o.auth_token_file));
+    ASSIGN_OR_RETURN(access.auth_token, ReadTokenFile(o.auth_token_file));
   }
-  std::atomic<bool> draining{false};
-  V2Handler handler(repository.get(), &draining, hopts);
-  MetricsHandler metrics_handler(repository.get());
+  // Before any thread starts: only the main thread takes SIGTERM/SIGINT (WaitForShutdownSignal below).
+  BlockShutdownSignals();
+
   CpuBudget cpu = DetectCpuBudget();
   HttpServer::Options ho;
   ho.host = o.host;
@@ -87,49 +74,68 @@ Status RunServer(const ServerOptions& o) {
   ho.max_header_bytes = o.max_header_bytes;
   ho.read_timeout_secs = o.read_timeout_secs;
   ho.idle_timeout_secs = o.idle_timeout_secs;
-  ho.shutdown_grace_secs = o.shutdown_grace_secs;
-  ho.on_shutdown = [&draining] { draining = true; };
+
+  InferenceServer::Options so;
+  so.repository.root = o.model_repository;
+  so.repository.backend_dir = o.backend_dir;
+  so.repository.inline_max_us = o.inline_max_us;
+  so.default_timeout_us = o.request_timeout_ms * 1000;
+  so.inline_slots = ho.threads;  // at most one request in flight per I/O thread runs inline
+  ASSIGN_OR_RETURN(std::unique_ptr<InferenceServer> server, InferenceServer::Create(so));
+
+  V2Handler handler(server.get(), AccessPolicy(access));
+  MetricsHandler metrics_handler([&server] { return server->MetricsSnapshot(); });
+  ho.draining = &server->draining_flag();
   spdlog::info("CPU budget: {}; HTTP I/O threads: {}{}", cpu.source, ho.threads,
                o.http_threads > 0 ? " (--http-threads)" : " (half the budget; executors use the rest)");
-  ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Create(ho, &handler));
-  handler.SetInFlightGauge(&server->in_flight(), ho.threads);
-  spdlog::info("berth {} listening on http://{}:{}, repository {}, backends in {}", Version(), o.host, server->port(),
-               o.model_repository, ro.backend_dir);
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> http, HttpServer::Create(ho, &handler));
+  spdlog::info("berth {} listening on http://{}:{}, repository {}, backends in {}", Version(), o.host, http->port(),
+               o.model_repository, o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir);
   if (o.metrics_port != 0) {
-    ASSIGN_OR_RETURN(uint16_t metrics_port, server->AddListener(o.metrics_port, &metrics_handler));
+    ASSIGN_OR_RETURN(uint16_t metrics_port, http->AddListener(o.metrics_port, &metrics_handler));
     spdlog::info("metrics on http://{}:{}/metrics", o.host, metrics_port);
   }
+  std::vector<FrontEnd*> front_ends = {http.get()};
+  for (FrontEnd* f : front_ends) RETURN_IF_ERROR(f->Start());
 
   // Models load in the background: live answers at once, ready once loading finished.
-  std::thread loader([&repository, &o] {
+  std::thread loader([&server, &o] {
     if (o.model_control_mode == "explicit") {
       for (const auto& name : o.load_models) {
-        Status s = repository->LoadModel(name);
+        Status s = server->LoadModel(name);
         if (!s.ok()) spdlog::error("--load-model {}: {}", name, s.message());
       }
     } else {
-      repository->LoadAll();
+      server->LoadAll();
     }
-    repository->MarkLoaded();
+    server->MarkLoaded();
     size_t ready = 0, total = 0;
-    for (const auto& e : repository->Index()) {
+    for (const auto& e : server->Index()) {
       ++total;
       if (e.state == ModelState::kReady) ++ready;
     }
     spdlog::info("{} of {} model versions ready; model control {}; BLAS: {}", ready, total, o.model_control_mode,
                  BlasInUse());
-    repository->StartBackground(o.model_control_mode == "poll" ? o.repository_poll_secs : 0);
+    server->StartBackground(o.model_control_mode == "poll" ? o.repository_poll_secs : 0);
   });
-  bool drained = server->Run();
-  if (!drained || !repository->loaded()) {
+
+  int signo = WaitForShutdownSignal();
+  spdlog::info("received {}: draining {} in-flight requests (grace {} s)", signo == SIGTERM ? "SIGTERM" : "SIGINT",
+               http->InFlight(), o.shutdown_grace_secs);
+  DrainResult drained = Drain(*server, front_ends, std::chrono::seconds(o.shutdown_grace_secs));
+  spdlog::info("HTTP server stopped");
+  if (drained.unanswered > 0 || !server->loaded()) {
     // The grace period is over: executors still busy (or a model still
     // loading) cannot be joined in bounded time, so leave without them.
+    if (drained.unanswered > 0) {
+      spdlog::warn("shutdown grace period over with {} requests in flight", drained.unanswered);
+    }
     spdlog::warn("exiting with work unfinished after the {} s shutdown grace period", o.shutdown_grace_secs);
     spdlog::shutdown();
     std::_Exit(0);
   }
   loader.join();
-  repository->StopAll();
+  server->Stop();
   spdlog::info("stopped");
   return Status::Ok();
 }

@@ -4,7 +4,16 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <filesystem>
+
 namespace berth {
+
+std::string DefaultBackendDir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "lib/berth/backends";
+  return (exe.parent_path().parent_path() / "lib" / "berth" / "backends").string();
+}
 
 std::string BackendRegistry::PluginPath(const std::string& name) const {
   return dir_ + "/libberth_backend_" + name + ".so";

@@ -11,6 +11,10 @@
 
 namespace berth {
 
+// Where plugins are when no directory is given: ../lib/berth/backends next
+// to the running binary (the layout of the build tree and of an install).
+std::string DefaultBackendDir();
+
 struct LoadedBackend {
   const BackendPlugin* plugin = nullptr;
   std::unique_ptr<Backend> backend;
@@ -19,8 +23,9 @@ struct LoadedBackend {
 
 class BackendRegistry {
  public:
-  // `dir` holds libberth_backend_<name>.so files.
-  explicit BackendRegistry(std::string dir) : dir_(std::move(dir)) {}
+  // `dir` holds libberth_backend_<name>.so files; "" = DefaultBackendDir().
+  explicit BackendRegistry(std::string dir) : dir_(dir.empty() ? DefaultBackendDir() : std::move(dir)) {}
+  const std::string& dir() const { return dir_; }
 
   // Returns the backend named `name`, loading its plugin on first use.
   // NotFound if there is no plugin file; FailedPrecondition if it cannot be

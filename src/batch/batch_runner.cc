@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
-#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -22,10 +21,8 @@
 #include "batch/record_reader.h"
 #include "batch/row_writer.h"
 #include "berth/batch.h"
-#include "berth/server.h"
 #include "common/json_writer.h"
-#include "repository/model_repository.h"
-#include "request/validate.h"
+#include "server/inference_server.h"
 #include "transform/table_mapper.h"
 
 namespace berth {
@@ -100,9 +97,8 @@ class BatchRun {
   TableFormat in_format_ = TableFormat::kCsv;
   std::string model_dir_;
   std::string rejects_path_;
-  BackendRegistry* backends_ = nullptr;
-  std::unique_ptr<BackendRegistry> backends_owner_;
-  std::shared_ptr<ModelVersion> model_;
+  std::unique_ptr<InferenceServer> server_;  // the same request path `berth serve` runs
+  ServedModel model_;
   std::unique_ptr<RecordReader> reader_;
   std::optional<TableMapper> mapper_;
   std::optional<RowWriter> writer_;
@@ -166,11 +162,16 @@ Status BatchRun::Setup() {
     ASSIGN_OR_RETURN(reader_, RecordReader::OpenJsonl(o_.in, ro));
   }
 
-  backends_owner_ = std::make_unique<BackendRegistry>(o_.backend_dir.empty() ? DefaultBackendDir() : o_.backend_dir);
-  backends_ = backends_owner_.get();
   model_dir_ = dir.string();
-  ASSIGN_OR_RETURN(model_, LoadModelVersion(dir.string(), dir.filename().string(), o_.version, backends_));
-  const ModelConfig& config = *model_->config;
+  InferenceServer::Options so;
+  so.repository.root = model_dir_;
+  so.repository.single_model = dir.filename().string();
+  so.repository.version = o_.version;
+  so.repository.backend_dir = o_.backend_dir;
+  ASSIGN_OR_RETURN(server_, InferenceServer::Create(so));
+  RETURN_IF_ERROR(server_->LoadModel(so.repository.single_model));
+  ASSIGN_OR_RETURN(model_, server_->Resolve(so.repository.single_model, -1));
+  const ModelConfig& config = *model_.config;
 
   // Columns: CSV reads every column of the header; JSONL only those used.
   std::vector<std::string> columns = reader_->columns();
@@ -266,15 +267,15 @@ std::string BatchRun::Fingerprint() const {
                    " in_format=" + (in_format_ == TableFormat::kCsv ? "csv" : "jsonl") +
                    " rejects=" + std::filesystem::absolute(rejects_path_).string() +
                    " model_yaml=" + std::to_string(yaml.st_size) + "@" + std::to_string(yaml.st_mtim.tv_sec) + "." +
-                   std::to_string(yaml.st_mtim.tv_nsec) + " model=" + model_->name + "/" +
-                   std::to_string(model_->version) +
+                   std::to_string(yaml.st_mtim.tv_nsec) + " model=" + model_.name + "/" +
+                   std::to_string(model_.version) +
                    " out=" + (writer_->format() == TableFormat::kCsv ? "csv" : "jsonl") + " keep=";
   for (const auto& k : o_.keep) fp += k + ";";
   return fp;
 }
 
 std::unique_ptr<InferRequest> BatchRun::MakeRequest(const Batch& b, int64_t first, int64_t count) const {
-  const ModelConfig& config = *model_->config;
+  const ModelConfig& config = *model_.config;
   auto req = std::make_unique<InferRequest>();
   for (size_t i = 0; i < mapper_->num_inputs(); ++i) {
     Tensor t;
@@ -304,7 +305,6 @@ std::unique_ptr<InferRequest> BatchRun::MakeRequest(const Batch& b, int64_t firs
 }
 
 Status BatchRun::Produce() {
-  const ModelConfig& config = *model_->config;
   const bool json_out = writer_->format() == TableFormat::kJsonl;
   const bool json_in = in_format_ == TableFormat::kJsonl;
   Record rec;
@@ -366,17 +366,11 @@ Status BatchRun::Produce() {
 
     if (b->rows > 0) {
       // b->data stays for per-row retries should the batch fail.
-      std::unique_ptr<InferRequest> req = MakeRequest(*b, 0, b->rows);
-      Status v = ValidateRequest(config, req.get());
-      if (!v.ok()) {
-        b->result = Result<InferResponse>(v);
-      } else {
-        model_->scheduler->Enqueue(std::move(req), [b](Result<InferResponse> r) {
-          std::lock_guard<std::mutex> l(b->mu);
-          b->result = std::move(r);
-          b->cv.notify_all();
-        });
-      }
+      server_->InferAsync(model_.name, model_.version, MakeRequest(*b, 0, b->rows), [b](Result<InferResponse> r) {
+        std::lock_guard<std::mutex> l(b->mu);
+        b->result = std::move(r);
+        b->cv.notify_all();
+      });
     }
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait(l, [&] { return queue_.size() < window_ || failed_; });
@@ -387,11 +381,7 @@ Status BatchRun::Produce() {
 }
 
 Result<InferResponse> BatchRun::RunOne(std::unique_ptr<InferRequest> request) {
-  RETURN_IF_ERROR(ValidateRequest(*model_->config, request.get()));
-  std::promise<Result<InferResponse>> p;
-  auto f = p.get_future();
-  model_->scheduler->Enqueue(std::move(request), [&p](Result<InferResponse> r) { p.set_value(std::move(r)); });
-  return f.get();
+  return server_->Infer(model_.name, model_.version, std::move(request));
 }
 
 // The output tensors in RowWriter order, each checked to hold `rows` rows.
@@ -586,8 +576,8 @@ BatchSummary BatchRun::Summarize() {
   s.out_path = o_.out;
   s.rejects_path = rejects_path_;
   s.ok_ = s.rows_rejected <= o_.max_rejects;
-  double model_s = model_->metrics ? model_->metrics->compute_us.load() / 1e6 : 0;
-  uint64_t executions = model_->metrics ? model_->metrics->execution_count.load() : 0;
+  double model_s = model_.metrics->compute_us.load() / 1e6;
+  uint64_t executions = model_.metrics->execution_count.load();
   char line[1024];
   std::snprintf(line, sizeof line,
                 "berth batch: %lld rows read = %lld written + %lld rejected%s in %.2f s (%.0f rows/s, %.1f MB/s); "
@@ -650,7 +640,7 @@ Result<BatchSummary> BatchRun::Run() {
     progress_cv_.notify_all();
   }
   progress.join();
-  model_->scheduler->Stop();
+  server_->Stop();
   Status status = produced.ok() ? writer_status_ : produced;
   if (!status.ok()) {
     // Keep what was written durable so that --resume can continue from here.

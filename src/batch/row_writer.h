@@ -6,9 +6,9 @@
 #include <string_view>
 #include <vector>
 
-#include "berth/model_config.h"
 #include "berth/status.h"
 #include "berth/tensor.h"
+#include "common/model_config.h"
 
 namespace berth {
 

@@ -1,12 +1,10 @@
-#include "berth/model_config.h"
+#include "common/model_config.h"
 
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 namespace berth {
 namespace {
@@ -365,14 +363,6 @@ Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, const std::stri
 Result<ModelConfig> ParsePartialModelConfig(std::string_view yaml_text, const std::string& model_name,
                                             const std::string& source) {
   return Parse(yaml_text, model_name, source, false);
-}
-
-Result<ModelConfig> LoadModelConfig(const std::string& path, const std::string& model_name) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(path + ": cannot be read");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ParseModelConfig(ss.str(), model_name, path);
 }
 
 }  // namespace berth

@@ -1,4 +1,4 @@
-#include "berth/model_config.h"
+#include "common/model_config.h"
 
 #include <gtest/gtest.h>
 

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "berth/server.h"
+#include "berth/version.h"
 #include "common/json_writer.h"
 #include "image/sbom.h"
 

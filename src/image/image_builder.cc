@@ -16,8 +16,9 @@
 #include <set>
 
 #include "backend/backend_registry.h"
-#include "berth/server.h"
-#include "repository/model_repository.h"
+#include "berth/version.h"
+#include "repository/model_loader.h"
+#include "repository/model_source.h"
 
 namespace berth {
 namespace fs = std::filesystem;
@@ -161,7 +162,9 @@ Result<std::vector<std::string>> RepositoryBackends(const std::string& model_rep
   BackendRegistry registry(backend_dir);
   std::set<std::string> backends;
   for (const auto& name : names) {
-    Result<ResolvedModel> m = ResolveModel(model_repository + "/" + name, name, -1, &registry);
+    Result<ModelSource> source = ReadModelSource(model_repository + "/" + name, name);
+    if (!source.ok()) return source.status().WithContext("model '" + name + "'");
+    Result<ResolvedModel> m = ResolveModel(*source, -1, &registry);
     if (!m.ok()) return m.status().WithContext("model '" + name + "'");
     backends.insert(m->config.backend);
   }
@@ -169,7 +172,7 @@ Result<std::vector<std::string>> RepositoryBackends(const std::string& model_rep
 }
 
 Result<std::vector<LayerSpec>> PlanImageLayers(const ImageBuildOptions& o, const LibrarySearchPath& search) {
-  std::string backend_dir = o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir;
+  std::string backend_dir = BackendRegistry(o.backend_dir).dir();
   std::error_code ec;
   std::string binary = fs::canonical(o.berth_binary.empty() ? "/proc/self/exe" : o.berth_binary, ec).string();
   if (ec) return NotFound("the berth binary cannot be found: " + ec.message());

@@ -22,7 +22,7 @@
 #include <thread>
 
 #include "common/json_writer.h"
-#include "request/v2_codec.h"
+#include "protocol/v2/v2_codec.h"
 
 namespace berth {
 

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace berth {
@@ -42,6 +43,14 @@ struct ModelMetrics {
   std::atomic<int64_t> queue_depth{0};       // requests waiting now
   Histogram request_duration_us;             // from body received to response ready
   Histogram batch_size;                      // rows per execution
+};
+
+// One model version's metrics, as a snapshot of what serves now: the
+// counters keep counting after it is taken (they are shared, not copied).
+struct VersionMetrics {
+  std::string model;
+  int64_t version = 0;
+  std::shared_ptr<const ModelMetrics> metrics;
 };
 
 }  // namespace berth

@@ -6,13 +6,13 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "common/json_writer.h"
 
 namespace berth {
 namespace {
-
-namespace http = boost::beast::http;
 
 struct Family {
   const char* name;
@@ -57,9 +57,9 @@ class Writer {
 };
 
 // Label values escape backslash, quote and newline.
-std::string Labels(const ModelVersion& mv) {
+std::string Labels(const VersionMetrics& mv) {
   std::string v;
-  for (char c : mv.name) {
+  for (char c : mv.model) {
     if (c == '\\' || c == '"') v += '\\';
     v += c == '\n' ? 'n' : c;
   }
@@ -131,8 +131,7 @@ void WriteProcessMetrics(Writer& w) {
 
 }  // namespace
 
-std::string RenderPrometheus(const ModelRepository& repository) {
-  std::vector<std::shared_ptr<ModelVersion>> versions = repository.LoadedVersions();
+std::string RenderPrometheus(const std::vector<VersionMetrics>& versions) {
   Writer w;
   struct Counter {
     Family family;
@@ -157,37 +156,16 @@ std::string RenderPrometheus(const ModelRepository& repository) {
   };
   for (const Counter& c : kCounters) {
     w.Header(c.family);
-    for (const auto& mv : versions) w.Sample(c.family.name, Labels(*mv), c.get(*mv->metrics));
+    for (const auto& mv : versions) w.Sample(c.family.name, Labels(mv), c.get(*mv.metrics));
   }
   w.Header({"berth_request_duration_seconds", "histogram", "Inference request duration, body received to answer."});
   for (const auto& mv : versions) {
-    WriteHistogram(w, "berth_request_duration_seconds", Labels(*mv), mv->metrics->request_duration_us, 1e-6);
+    WriteHistogram(w, "berth_request_duration_seconds", Labels(mv), mv.metrics->request_duration_us, 1e-6);
   }
   w.Header({"berth_batch_size", "histogram", "Rows per backend execution."});
-  for (const auto& mv : versions) WriteHistogram(w, "berth_batch_size", Labels(*mv), mv->metrics->batch_size, 1);
+  for (const auto& mv : versions) WriteHistogram(w, "berth_batch_size", Labels(mv), mv.metrics->batch_size, 1);
   WriteProcessMetrics(w);
   return std::move(w.str());
-}
-
-void MetricsHandler::Handle(HttpRequest&& request, Responder respond) {
-  std::string_view target = request.target();
-  if (target.substr(0, target.find('?')) != "/metrics") {
-    HttpResponse res{http::status::not_found, 11};
-    res.set(http::field::content_type, "application/json");
-    res.body() = JsonError("no such endpoint: " + std::string(target) + " (metrics are at /metrics)");
-    return respond(std::move(res));
-  }
-  if (request.method() != http::verb::get) {
-    HttpResponse res{http::status::method_not_allowed, 11};
-    res.set(http::field::allow, "GET");
-    res.set(http::field::content_type, "application/json");
-    res.body() = JsonError("method not allowed; use GET");
-    return respond(std::move(res));
-  }
-  HttpResponse res{http::status::ok, 11};
-  res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-  res.body() = RenderPrometheus(*repository_);
-  respond(std::move(res));
 }
 
 }  // namespace berth

@@ -1,24 +1,16 @@
-// Prometheus text exposition (format 0.0.4) of per-model and process metrics,
-// served on --metrics-port at /metrics.
+// Prometheus text exposition (format 0.0.4) of per-model and process
+// metrics. Rendering only: the /metrics endpoint is served by the HTTP
+// protocol (protocol/http/metrics_handler.h).
 #pragma once
 
 #include <string>
+#include <vector>
 
-#include "protocol/http/http_server.h"
-#include "repository/model_repository.h"
+#include "metrics/model_metrics.h"
 
 namespace berth {
 
-// Renders every metric of every loaded model version, plus process metrics.
-std::string RenderPrometheus(const ModelRepository& repository);
-
-class MetricsHandler final : public HttpHandler {
- public:
-  explicit MetricsHandler(const ModelRepository* repository) : repository_(repository) {}
-  void Handle(HttpRequest&& request, Responder respond) override;
-
- private:
-  const ModelRepository* repository_;
-};
+// Renders every metric of `versions` (by model, then version), plus process metrics.
+std::string RenderPrometheus(const std::vector<VersionMetrics>& versions);
 
 }  // namespace berth

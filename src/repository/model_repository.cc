@@ -4,128 +4,10 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <future>
-
-#include "common/file_util.h"
-#include "scheduler/instance_pool.h"
 
 namespace fs = std::filesystem;
 
 namespace berth {
-namespace {
-
-// True if `path` resolves to a location inside `root` (both canonicalised).
-bool StaysInside(const fs::path& root, const fs::path& path) {
-  std::error_code ec;
-  fs::path r = fs::weakly_canonical(root, ec);
-  if (ec) return false;
-  fs::path p = fs::weakly_canonical(path, ec);
-  if (ec) return false;
-  auto [ri, pi] = std::mismatch(r.begin(), r.end(), p.begin(), p.end());
-  return ri == r.end();
-}
-
-// Integer version directories under `model_dir`, ascending.
-std::vector<int64_t> ListVersions(const fs::path& model_dir) {
-  std::vector<int64_t> versions;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(model_dir, ec)) {
-    std::string n = e.path().filename().string();
-    if (n.empty() || n.size() > 18 || n[0] == '0' ||
-        !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      continue;
-    }
-    if (!e.is_directory(ec) || !StaysInside(model_dir, e.path())) continue;
-    versions.push_back(std::stoll(n));
-  }
-  std::sort(versions.begin(), versions.end());
-  return versions;
-}
-
-std::vector<int64_t> SelectVersions(const VersionPolicy& p, const std::vector<int64_t>& on_disk) {
-  switch (p.kind) {
-    case VersionPolicy::Kind::kAll: return on_disk;
-    case VersionPolicy::Kind::kLatest: {
-      size_t n = std::min(on_disk.size(), static_cast<size_t>(p.latest));
-      return std::vector<int64_t>(on_disk.end() - static_cast<std::ptrdiff_t>(n), on_disk.end());
-    }
-    case VersionPolicy::Kind::kSpecific: {
-      std::vector<int64_t> out;
-      for (int64_t v : p.specific) {
-        if (std::binary_search(on_disk.begin(), on_disk.end(), v)) out.push_back(v);
-      }
-      std::sort(out.begin(), out.end());
-      return out;
-    }
-  }
-  return {};
-}
-
-// Names, sizes and modification times of every file under `dir`: changes when the version's files change.
-std::string Fingerprint(const fs::path& dir) {
-  std::vector<std::string> parts;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    if (!it->is_regular_file(ec)) continue;
-    auto mtime = fs::last_write_time(it->path(), ec).time_since_epoch().count();
-    parts.push_back(it->path().lexically_relative(dir).string() + ":" + std::to_string(it->file_size(ec)) + ":" +
-                    std::to_string(mtime));
-  }
-  std::sort(parts.begin(), parts.end());
-  std::string out;
-  for (const auto& p : parts) out += p + "\n";
-  return out;
-}
-
-// model.yaml is small; a larger one is refused before it is read.
-constexpr uint64_t kMaxModelYamlBytes = 1 << 20;
-
-// The model.yaml of `model_dir`, or nullopt when there is none. It is held to
-// the rule for every file of a model: it must resolve inside the model
-// directory (a link out of the repository is refused, never opened) and be a
-// regular file of bounded size (a FIFO or a device is refused unopened).
-Result<std::optional<std::string>> ReadModelYaml(const fs::path& model_dir) {
-  fs::path path = model_dir / "model.yaml";
-  std::error_code ec;
-  fs::file_status link = fs::symlink_status(path, ec);
-  if (link.type() == fs::file_type::not_found) return std::optional<std::string>();
-  if (ec) return FailedPrecondition(path.string() + ": cannot be read: " + ec.message());
-  if (!StaysInside(model_dir, path)) {
-    return FailedPrecondition(path.string() + ": resolves outside the model directory; refused");
-  }
-  ASSIGN_OR_RETURN(std::string text, ReadRegularFile(path.string(), kMaxModelYamlBytes));
-  return std::optional<std::string>(std::move(text));
-}
-
-// Runs `n` synthetic requests (zeros, batch 1, -1 dims as 1) before the version serves.
-Status WarmUp(const ModelConfig& c, Scheduler& scheduler, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    auto request = std::make_unique<InferRequest>();
-    for (const TensorSpec& spec : c.inputs) {
-      Tensor t;
-      t.name = spec.name;
-      t.dtype = spec.dtype;
-      t.shape = c.FullShape(spec);
-      for (int64_t& d : t.shape) d = d < 0 ? 1 : d;
-      int64_t count = t.NumElements();
-      if (spec.dtype == DataType::kBytes) {
-        for (int64_t k = 0; k < count; ++k) AppendBytesElement("", &t.data);
-      } else {
-        t.data.assign(static_cast<size_t>(count) * DataTypeSize(spec.dtype), 0);
-      }
-      request->inputs.push_back(std::move(t));
-    }
-    std::promise<Result<InferResponse>> done;
-    auto future = done.get_future();
-    scheduler.Enqueue(std::move(request), [&done](Result<InferResponse> r) { done.set_value(std::move(r)); });
-    Result<InferResponse> r = future.get();
-    if (!r.ok()) return r.status().WithContext("warm-up request " + std::to_string(i + 1));
-  }
-  return Status::Ok();
-}
-
-}  // namespace
 
 std::string_view ModelStateName(ModelState state) {
   switch (state) {
@@ -154,145 +36,25 @@ std::vector<int64_t> ModelEntry::ReadyVersions() const {
   return out;
 }
 
-bool IsValidModelName(std::string_view name) {
-  if (name.empty() || name.size() > 255 || name == "." || name == "..") return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-           c == '.';
-  });
-}
-
-namespace {
-
-// The backend a model file's name implies, for a model directory without model.yaml.
-std::string BackendForFiles(const std::string& version_dir) {
-  static const std::pair<const char*, const char*> kKnown[] = {
-      {"model.pt", "torchscript"}, {"model.onnx", "onnx"}, {"model.json", "xgboost"}, {"model.ubj", "xgboost"}};
-  std::error_code ec;
-  for (const auto& [file, backend] : kKnown) {
-    if (fs::is_regular_file(version_dir + "/" + file, ec)) return backend;
-  }
-  return "";
-}
-
-}  // namespace
-
-Result<ResolvedModel> ResolveModel(const std::string& model_dir, const std::string& name, int64_t version,
-                                   BackendRegistry* backends) {
-  std::vector<int64_t> versions = ListVersions(model_dir);
-  if (versions.empty()) {
-    return NotFound(model_dir + ": no version directories (expected " + model_dir + "/1/)");
-  }
-  if (version < 0) {
-    version = versions.back();
-  } else if (!std::binary_search(versions.begin(), versions.end(), version)) {
-    return NotFound(model_dir + ": no version " + std::to_string(version));
-  }
-  ResolvedModel m;
-  m.version = version;
-  m.version_dir = model_dir + "/" + std::to_string(version);
-  std::string yaml_path = model_dir + "/model.yaml";
-  std::error_code ec;
-  ASSIGN_OR_RETURN(std::optional<std::string> text, ReadModelYaml(model_dir));
-  if (text) {
-    ASSIGN_OR_RETURN(m.config, ParsePartialModelConfig(*text, name, yaml_path));
-  } else {
-    m.config.name = name;
-    m.config.backend = BackendForFiles(m.version_dir);
-    if (m.config.backend.empty()) {
-      return NotFound(yaml_path + ": missing, and " + m.version_dir +
-                      " holds no model.pt, model.onnx, model.json or model.ubj to tell the backend");
-    }
-  }
-  ASSIGN_OR_RETURN(m.backend, backends->Get(m.config.backend));
-  const BackendPlugin& plugin = *m.backend->plugin;
-  if (plugin.model_file && *plugin.model_file) {
-    // model_file lists accepted names, comma-separated, in order of preference.
-    std::string names = plugin.model_file;
-    for (size_t start = 0; start <= names.size();) {
-      size_t comma = std::min(names.find(',', start), names.size());
-      std::string candidate = m.version_dir + "/" + names.substr(start, comma - start);
-      if (fs::is_regular_file(candidate, ec)) {
-        m.model_file = candidate;
-        break;
-      }
-      start = comma + 1;
-    }
-    if (m.model_file.empty()) {
-      return NotFound(m.version_dir + ": no model file (backend '" + m.config.backend + "' expects " +
-                      (names.find(',') == std::string::npos ? names : "one of " + names) + ")");
-    }
-    if (!StaysInside(model_dir, m.model_file)) {
-      return FailedPrecondition(m.model_file + ": resolves outside the model directory; refused");
-    }
-  }
-  if (m.config.inputs.empty() && m.config.outputs.empty()) {
-    // model.yaml leaves the signature out: ask the backend what the file says (API 1.1).
-    Status s = plugin.api_minor >= 1 ? m.backend->backend->InferConfig(m.model_file, &m.config)
-                                     : Unimplemented("plugin predates backend API 1.1");
-    if (!s.ok()) {
-      return InvalidArgument(yaml_path + ": inputs and outputs: missing, and the " + m.config.backend +
-                             " backend cannot infer them: " + s.message());
-    }
-    m.inferred = true;
-  }
-  if (m.config.outputs.empty()) return InvalidArgument(yaml_path + ": outputs: expected at least one output");
-  return m;
-}
-
-Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_dir, const std::string& name,
-                                                       int64_t version, BackendRegistry* backends,
-                                                       int64_t inline_max_us) {
-  ASSIGN_OR_RETURN(ResolvedModel resolved, ResolveModel(model_dir, name, version, backends));
-  version = resolved.version;
-  LoadedBackend* backend = resolved.backend;
-  ModelConfig config = std::move(resolved.config);
-  InstanceContext ctx;
-  ctx.version = version;
-  ctx.version_dir = resolved.version_dir;
-  ctx.model_file = resolved.model_file;
-  auto shared_config = std::make_shared<const ModelConfig>(std::move(config));
-  ctx.config = shared_config.get();
-
-  InstancePool::Options pool;
-  pool.config = shared_config;
-  pool.version = version;
-  pool.metrics = std::make_shared<ModelMetrics>();
-  pool.inline_max_us = inline_max_us;
-  for (int i = 0; i < shared_config->instances; ++i) {
-    ctx.instance_index = i;
-    Result<std::unique_ptr<ModelInstance>> instance = Internal("backend threw an exception");
-    try {
-      instance = backend->backend->CreateInstance(ctx);
-    } catch (const std::exception& e) {
-      instance = Internal(std::string("backend threw: ") + e.what());
-    }
-    if (!instance.ok()) return instance.status().WithContext("model '" + name + "' version " + std::to_string(version));
-    pool.instances.push_back(std::move(instance).value());
-  }
-  auto mv = std::make_shared<ModelVersion>();
-  mv->name = name;
-  mv->version = version;
-  mv->config = shared_config;
-  mv->metrics = pool.metrics;
-  ASSIGN_OR_RETURN(mv->scheduler, InstancePool::Create(std::move(pool)));
-  RETURN_IF_ERROR(WarmUp(*shared_config, *mv->scheduler, shared_config->warmup_requests));
-  return mv;
-}
-
-Result<std::unique_ptr<ModelRepository>> ModelRepository::Create(const Options& options) {
+Result<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options options) {
   std::error_code ec;
   if (!fs::is_directory(options.root, ec)) {
-    return NotFound("model repository " + options.root + " is not a readable directory");
+    return NotFound((options.single_model.empty() ? "model repository " : "model directory ") + options.root +
+                    " is not a readable directory");
   }
-  return std::unique_ptr<ModelRepository>(new ModelRepository(options));
+  return std::unique_ptr<ModelRepository>(new ModelRepository(std::move(options)));
 }
 
-ModelRepository::ModelRepository(Options options) : options_(std::move(options)), backends_(options_.backend_dir) {
+ModelRepository::ModelRepository(Options options)
+    : options_(std::move(options)),
+      backends_(options_.backend_dir),
+      loader_(ModelLoader::Options{&backends_, options_.inline_max_us, options_.warmup}) {
   // Reasons reach clients (index, metadata, infer errors): they name files
   // relative to the repository and plugins by file name, never where the
   // server keeps them. The log keeps the full paths.
-  for (const std::string& dir : {options_.root, options_.backend_dir}) {
+  const std::string root =
+      options_.single_model.empty() ? options_.root : fs::path(options_.root).parent_path().string();
+  for (const std::string& dir : {root, backends_.dir()}) {
     if (dir.empty()) continue;
     std::error_code ec;
     for (fs::path p : {fs::absolute(dir, ec).lexically_normal(), fs::weakly_canonical(dir, ec), fs::path(dir)}) {
@@ -304,6 +66,10 @@ ModelRepository::ModelRepository(Options options) : options_(std::move(options))
   // Longest first, so that a path inside another is cut whole.
   std::sort(server_paths_.begin(), server_paths_.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+}
+
+std::string ModelRepository::ModelDir(const std::string& name) const {
+  return options_.single_model.empty() ? (fs::path(options_.root) / name).string() : options_.root;
 }
 
 Status ModelRepository::Public(const Status& s) const {
@@ -348,11 +114,14 @@ Status ModelRepository::LoadModel(const std::string& name) {
     return s;
   };
   if (!IsValidModelName(name)) return refuse(InvalidArgument("'" + name + "' is not a valid model name"));
-  fs::path dir = fs::path(options_.root) / name;
+  if (!options_.single_model.empty() && name != options_.single_model) {
+    return refuse(NotFound("no model '" + name + "' here"));
+  }
+  const std::string dir = ModelDir(name);
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return refuse(NotFound("no model directory '" + name + "' in the repository"));
-  if (!StaysInside(options_.root, dir)) {
-    return refuse(FailedPrecondition(dir.string() + ": resolves outside the model repository; refused"));
+  if (options_.single_model.empty() && !StaysInside(options_.root, dir)) {
+    return refuse(FailedPrecondition(dir + ": resolves outside the model repository; refused"));
   }
   auto record_model_error = [&](const Status& full) {
     Status s = Public(full);
@@ -367,25 +136,29 @@ Status ModelRepository::LoadModel(const std::string& name) {
                   e.ReadyVersions().empty() ? "" : " (the loaded versions keep serving)");
     return s;
   };
-  std::string yaml_path = (dir / "model.yaml").string();
-  Result<std::optional<std::string>> read = ReadModelYaml(dir);
-  if (!read.ok()) return record_model_error(read.status());
-  // No model.yaml: the backend infers the signature, the defaults apply.
-  std::optional<std::string> yaml = read->value_or("");
-  Result<ModelConfig> config =
-      yaml->empty() ? Result<ModelConfig>(ModelConfig()) : ParsePartialModelConfig(*yaml, name, yaml_path);
-  if (!config.ok()) return record_model_error(config.status());
-  std::vector<int64_t> on_disk = ListVersions(dir);
-  std::vector<int64_t> wanted = SelectVersions(config->version_policy, on_disk);
+  // One read of the directory: model.yaml (opened and parsed once) and the versions on disk.
+  Result<ModelSource> source = ReadModelSource(dir, name);
+  if (!source.ok()) return record_model_error(source.status());
+  std::vector<int64_t> on_disk = source->version_numbers();
+  std::vector<int64_t> wanted;
+  if (!options_.version) {
+    wanted = SelectVersions(source->config.version_policy, on_disk);
+  } else if (*options_.version < 0) {
+    if (!on_disk.empty()) wanted.push_back(on_disk.back());
+  } else if (source->versions.count(*options_.version)) {
+    wanted.push_back(*options_.version);
+  } else if (!on_disk.empty()) {
+    return record_model_error(NotFound(dir + ": no version " + std::to_string(*options_.version)));
+  }
   if (wanted.empty()) {
     return record_model_error(
-        NotFound(dir.string() + (on_disk.empty() ? ": no version directories (expected " + dir.string() + "/1/)"
-                                                 : ": version_policy selects none of the versions on disk")));
+        NotFound(dir + (on_disk.empty() ? ": no version directories (expected " + dir + "/1/)"
+                                        : ": version_policy selects none of the versions on disk")));
   }
 
   Status first_error;
   for (int64_t v : wanted) {
-    std::string fingerprint = *yaml + Fingerprint(dir / std::to_string(v));
+    const std::string& fingerprint = source->versions.at(v);
     {
       std::lock_guard<std::mutex> lock(mu_);
       ModelEntry& e = models_[name];
@@ -399,8 +172,7 @@ Status ModelRepository::LoadModel(const std::string& name) {
       }
       if (!slot.loaded) slot.state = ModelState::kLoading;
     }
-    Result<std::shared_ptr<ModelVersion>> mv =
-        LoadModelVersion(dir.string(), name, v, &backends_, options_.inline_max_us);
+    Result<std::shared_ptr<ModelVersion>> mv = loader_.Load(*source, v);
     std::lock_guard<std::mutex> lock(mu_);
     VersionSlot& slot = models_[name].versions[v];
     slot.fingerprint = fingerprint;
@@ -464,6 +236,10 @@ Status ModelRepository::UnloadModel(const std::string& name) {
 }
 
 void ModelRepository::LoadAll() {
+  if (!options_.single_model.empty()) {
+    (void)LoadModel(options_.single_model);  // recorded for the index
+    return;
+  }
   std::vector<std::string> names;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(options_.root, ec)) {
@@ -481,7 +257,7 @@ void ModelRepository::LoadAll() {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& n : names) models_[n].name = n;
   }
-  for (const auto& n : names) LoadModel(n);
+  for (const auto& n : names) (void)LoadModel(n);  // failures are recorded for the index
 }
 
 void ModelRepository::Poll() {
@@ -490,11 +266,11 @@ void ModelRepository::Poll() {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [name, e] : models_) {
       std::error_code ec;
-      if (!fs::is_directory(fs::path(options_.root) / name, ec)) gone.push_back(name);
+      if (!fs::is_directory(ModelDir(name), ec)) gone.push_back(name);
     }
   }
   for (const auto& name : gone) {
-    UnloadModel(name);
+    (void)UnloadModel(name);
     std::lock_guard<std::mutex> lock(mu_);
     models_.erase(name);
   }

@@ -1,9 +1,13 @@
 // The model repository: DIR/<model>/model.yaml and DIR/<model>/<version>/.
-// Discovers models, loads the versions their version_policy selects, reloads
-// what changed on disk (poll mode) or what the load/unload API asks for
-// (explicit mode), and records why a model or version is unavailable. Every
-// model loads independently of the others, and a version that fails to
-// (re)load never takes down one that is serving.
+// The state machine of every model and version: it discovers models, loads
+// the versions their version_policy selects, reloads what changed on disk
+// (poll mode) or what the load/unload API asks for (explicit mode), retires
+// replaced versions once their requests finish, and records why a model or
+// version is unavailable. Every model loads independently of the others,
+// and a version that fails to (re)load never takes down one that is serving.
+//
+// Reading a model directory is model_source.h; building a version is
+// model_loader.h.
 #pragma once
 
 #include <atomic>
@@ -13,28 +17,19 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "backend/backend_registry.h"
-#include "berth/model_config.h"
-#include "metrics/model_metrics.h"
-#include "scheduler/scheduler.h"
+#include "repository/model_loader.h"
+#include "repository/model_source.h"
 
 namespace berth {
 
 enum class ModelState { kLoading, kReady, kUnavailable };
 std::string_view ModelStateName(ModelState state);
-
-// One loaded version of one model: immutable once built.
-struct ModelVersion {
-  std::string name;
-  int64_t version = 0;
-  std::shared_ptr<const ModelConfig> config;
-  std::shared_ptr<ModelMetrics> metrics;
-  std::unique_ptr<Scheduler> scheduler;
-};
 
 struct VersionSlot {
   ModelState state = ModelState::kLoading;
@@ -60,42 +55,23 @@ struct IndexEntry {
   std::string reason;
 };
 
-// True for names we accept as model directory names: [A-Za-z0-9_.-]+, not "." or "..".
-bool IsValidModelName(std::string_view name);
-
-// A model version's config with everything the load needs, before loading.
-struct ResolvedModel {
-  ModelConfig config;
-  int64_t version = 0;
-  std::string version_dir;
-  std::string model_file;  // "" if the backend needs none
-  LoadedBackend* backend = nullptr;
-  bool inferred = false;  // inputs and outputs came from the model file, not model.yaml
-};
-
-// Reads model.yaml (optional where the backend can infer the signature from
-// the model file; without it the backend follows from the file's name),
-// picks version `version` (-1 = the highest) and finds backend and file.
-Result<ResolvedModel> ResolveModel(const std::string& model_dir, const std::string& name, int64_t version,
-                                   BackendRegistry* backends);
-
-// Loads version `version` (-1 = the highest) of the model in `model_dir`,
-// runs its warm-up, and returns it ready to serve. Used by the repository and
-// by `berth predict`. `inline_max_us`: see InstancePool::Options.
-Result<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model_dir, const std::string& name,
-                                                       int64_t version, BackendRegistry* backends,
-                                                       int64_t inline_max_us = 0);
-
 class ModelRepository {
  public:
   struct Options {
     std::string root;
-    std::string backend_dir;
+    std::string backend_dir;    // "" = DefaultBackendDir()
     int64_t inline_max_us = 0;  // InstancePool::Options::inline_max_us for every model
+    // The repository is the one model directory `root`, named `single_model`
+    // (`berth predict`, `berth batch`); "" = root holds model directories.
+    std::string single_model;
+    // Set: exactly this version of each model serves (-1 = the highest on
+    // disk), whatever model.yaml's version_policy says.
+    std::optional<int64_t> version;
+    ModelLoader::WarmUp warmup;  // see ModelLoader
   };
 
   // Checks that the root is a readable directory. Loads nothing yet.
-  static Result<std::unique_ptr<ModelRepository>> Create(const Options& options);
+  static Result<std::unique_ptr<ModelRepository>> Create(Options options);
   ~ModelRepository();
 
   // Loads every model in the repository; failures are recorded, never fatal.
@@ -117,10 +93,6 @@ class ModelRepository {
   // block I/O threads).
   void Submit(std::function<void()> task);
 
-  // Ready once the initial loading finished.
-  void MarkLoaded() { loaded_ = true; }
-  bool loaded() const { return loaded_.load(); }
-
   // The version to serve: `version` or, when -1, the highest ready version.
   // NotFound for unknown models/versions, Unavailable for models that failed.
   Result<std::shared_ptr<ModelVersion>> Get(std::string_view name, int64_t version) const;
@@ -135,6 +107,7 @@ class ModelRepository {
 
  private:
   explicit ModelRepository(Options options);
+  std::string ModelDir(const std::string& name) const;
   void Retire(std::shared_ptr<ModelVersion> version);  // REQUIRES(mu_)
   // `s` with the server's own paths (repository root, backend directory) cut
   // out of its message: what clients may see.
@@ -144,9 +117,9 @@ class ModelRepository {
 
   Options options_;
   BackendRegistry backends_;
+  ModelLoader loader_;
   std::vector<std::string> server_paths_;  // prefixes Public() removes, longest first
-  std::atomic<bool> loaded_{false};
-  std::mutex load_mu_;  // serialises LoadModel/UnloadModel/Poll
+  std::mutex load_mu_;                     // serialises LoadModel/UnloadModel/Poll
   mutable std::mutex mu_;
   std::map<std::string, ModelEntry, std::less<>> models_;  // GUARDED_BY(mu_)
   // Replaced or unloaded versions, stopped once nothing else holds them.

@@ -3,8 +3,8 @@
 
 #include <vector>
 
-#include "berth/model_config.h"
 #include "berth/status.h"
+#include "common/model_config.h"
 #include "request/infer_request.h"
 
 namespace berth {

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "request/v2_codec.h"
+#include "protocol/v2/v2_codec.h"
 
 namespace berth {
 namespace {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "berth/backend_api.h"
+#include "common/model_config.h"
 #include "metrics/model_metrics.h"
 #include "scheduler/scheduler.h"
 

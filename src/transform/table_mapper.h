@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "berth/model_config.h"
 #include "berth/status.h"
+#include "common/model_config.h"
 
 namespace berth {
 

@@ -10,7 +10,7 @@
 #include <iostream>
 #include <memory>
 
-#include "berth/server.h"
+#include "berth/version.h"
 #include "image/dockerfile.h"
 #include "image/image_builder.h"
 #include "image/registry_client.h"

@@ -4,8 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/signal_set.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
@@ -27,9 +28,12 @@ using tcp = net::ip::tcp;
 
 struct HttpServer::Shared {
   Options options;
-  std::atomic<bool>* draining = nullptr;
+  bool draining() const { return options.draining != nullptr && options.draining->load(); }
   std::atomic<int64_t> in_flight{0};
   net::io_context ioc;
+  // Keeps the I/O threads running while nothing is pending on a socket (a
+  // request executing elsewhere will post its response here).
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   struct Listener {
     Listener(net::io_context& ioc, HttpHandler* h) : acceptor(ioc), handler(h), retry(ioc) {}
     tcp::acceptor acceptor;
@@ -196,7 +200,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (head_) parser_->get().method(http::verb::get);
     shared_->in_flight.fetch_add(1);
     counted_ = true;
-    if (shared_->draining->load()) {
+    if (shared_->draining()) {
       // Draining: requests already running finish; a new one on a kept-alive connection is refused.
       Claim(requests_);
       return Write(PlainError(http::status::service_unavailable, "server is shutting down", version_));
@@ -250,7 +254,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(HttpResponse&& res) {
-    bool close = !keep_alive_ || shared_->draining->load();
+    bool close = !keep_alive_ || shared_->draining();
     res.version(version_);
     res.keep_alive(!close);
     res.set(http::field::server, "berth");
@@ -381,7 +385,6 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(const Options& options, H
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->shared_ = std::make_unique<Shared>();
   server->shared_->options = options;
-  server->shared_->draining = &server->draining_;
   ASSIGN_OR_RETURN(server->port_, server->AddListener(options.port, handler));
   return server;
 }
@@ -404,55 +407,42 @@ Result<uint16_t> HttpServer::AddListener(uint16_t port, HttpHandler* handler) {
   return bound;
 }
 
-HttpServer::~HttpServer() = default;
+HttpServer::~HttpServer() {
+  if (!threads_.empty()) Stop();
+}
 
-const std::atomic<int64_t>& HttpServer::in_flight() const { return shared_->in_flight; }
+int64_t HttpServer::InFlight() const { return shared_->in_flight.load(); }
 
-bool HttpServer::Run() {
+Status HttpServer::Start() {
   Shared* shared = shared_.get();
-  net::io_context& ioc = shared->ioc;
+  shared->work.emplace(shared->ioc.get_executor());
   for (auto& l : shared->listeners) Accept(shared, l.get());
+  for (int i = 0; i < shared->options.threads; ++i) {
+    threads_.emplace_back([shared] {
+      pthread_setname_np(pthread_self(), "berth-http");
+      RunIoLoop(shared->ioc);
+    });
+  }
+  return Status::Ok();
+}
 
-  net::signal_set signals(ioc, SIGINT, SIGTERM);
-  net::steady_timer drain_timer(ioc);
-  auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
-  std::function<void()> poll_drain = [&, deadline] {
-    if (shared->in_flight.load() == 0 || std::chrono::steady_clock::now() >= *deadline) {
-      if (shared->in_flight.load() != 0) {
-        spdlog::warn("shutdown grace period over with {} requests in flight", shared->in_flight.load());
-      }
-      ioc.stop();
-      return;
-    }
-    drain_timer.expires_after(std::chrono::milliseconds(20));
-    drain_timer.async_wait([&](beast::error_code) { poll_drain(); });
-  };
-  signals.async_wait([&, deadline](beast::error_code ec, int signo) {
-    if (ec) return;
-    spdlog::info("received {}: draining {} in-flight requests (grace {} s)", signo == SIGTERM ? "SIGTERM" : "SIGINT",
-                 shared->in_flight.load(), shared->options.shutdown_grace_secs);
-    draining_ = true;
-    if (shared->options.on_shutdown) shared->options.on_shutdown();
+void HttpServer::BeginDrain() {
+  // On the I/O threads: acceptors are not thread-safe.
+  Shared* shared = shared_.get();
+  net::post(shared->ioc, [shared] {
     beast::error_code ignored;
     for (auto& l : shared->listeners) {
       l->acceptor.close(ignored);
       l->retry.cancel();
     }
-    *deadline = std::chrono::steady_clock::now() + std::chrono::seconds(shared->options.shutdown_grace_secs);
-    poll_drain();
   });
+}
 
-  std::vector<std::thread> threads;
-  for (int i = 1; i < shared->options.threads; ++i) {
-    threads.emplace_back([&ioc] {
-      pthread_setname_np(pthread_self(), "berth-http");
-      RunIoLoop(ioc);
-    });
-  }
-  RunIoLoop(ioc);  // the main thread keeps the process's name
-  for (auto& t : threads) t.join();
-  spdlog::info("HTTP server stopped");
-  return shared->in_flight.load() == 0;
+void HttpServer::Stop() {
+  shared_->work.reset();
+  shared_->ioc.stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
 }
 
 }  // namespace berth

@@ -1,6 +1,8 @@
 // An HTTP/1.1 server on Boost.Beast: keep-alive, bounded headers and bodies
-// (chunked bodies included), read/idle timeouts, and a graceful drain on
-// SIGTERM/SIGINT. It knows nothing of inference: requests go to an HttpHandler.
+// (chunked bodies included), read/idle timeouts, a drain that answers the
+// requests already read. It knows nothing of inference: requests go to an
+// HttpHandler. Signals and the drain's timing belong to the serve lifecycle
+// (app/), which drives it as a FrontEnd.
 #pragma once
 
 #include <atomic>
@@ -9,8 +11,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "berth/status.h"
+#include "server/front_end.h"
 
 namespace berth {
 
@@ -27,7 +32,7 @@ class HttpHandler {
   virtual void Handle(HttpRequest&& request, Responder respond) = 0;
 };
 
-class HttpServer {
+class HttpServer final : public FrontEnd {
  public:
   struct Options {
     std::string host = "0.0.0.0";
@@ -37,28 +42,27 @@ class HttpServer {
     uint32_t max_header_bytes = 16 << 10;
     int read_timeout_secs = 30;
     int idle_timeout_secs = 60;
-    int shutdown_grace_secs = 10;
-    // Called once, on an I/O thread, when SIGTERM or SIGINT arrives.
-    std::function<void()> on_shutdown;
+    // The server's draining flag (InferenceServer::draining_flag()): once
+    // set, a new request on an open connection is answered 503 and the
+    // connection closed. Outlives the HttpServer. Null = never draining.
+    const std::atomic<bool>* draining = nullptr;
   };
 
   // Binds and listens. Error if the address is invalid or the port is taken.
   static Result<std::unique_ptr<HttpServer>> Create(const Options& options, HttpHandler* handler);
 
   // Listens on another port of the same host with its own handler (e.g.
-  // metrics); call before Run(). Returns the bound port (useful with 0).
+  // metrics); call before Start(). Returns the bound port (useful with 0).
   Result<uint16_t> AddListener(uint16_t port, HttpHandler* handler);
-  ~HttpServer();
+  ~HttpServer() override;
 
-  // Serves until a signal, then stops accepting, waits for in-flight
-  // requests (at most shutdown_grace_secs) and returns. Returns false when
-  // the grace period ran out with requests still in flight.
-  bool Run();
+  Status Start() override;  // `threads` I/O threads, named berth-http
+  void BeginDrain() override;
+  int64_t InFlight() const override;
+  void Stop() override;
+  const char* name() const override { return "HTTP"; }
 
   uint16_t port() const { return port_; }
-  bool draining() const { return draining_.load(); }
-  // Requests read and not yet answered (written), on every listener.
-  const std::atomic<int64_t>& in_flight() const;
 
   // Internal: per-connection bookkeeping.
   struct Shared;
@@ -66,8 +70,8 @@ class HttpServer {
  private:
   HttpServer() = default;
   std::unique_ptr<Shared> shared_;
+  std::vector<std::thread> threads_;
   uint16_t port_ = 0;
-  std::atomic<bool> draining_{false};
 };
 
 }  // namespace berth

@@ -34,6 +34,14 @@ HttpResponse JsonResponse(std::string body, http::status status) {
 HttpResponse ErrorResponse(const Status& status) {
   HttpResponse res = JsonResponse(JsonError(status.message()), HttpStatusFor(status.code()));
   if (status.code() == StatusCode::kResourceExhausted) res.set(http::field::retry_after, "1");
+  if (status.code() == StatusCode::kUnauthenticated) res.set(http::field::www_authenticate, "Bearer");
+  return res;
+}
+
+HttpResponse MethodNotAllowed(http::verb allowed) {
+  HttpResponse res = JsonResponse(JsonError("method not allowed; use " + std::string(http::to_string(allowed))),
+                                  http::status::method_not_allowed);
+  res.set(http::field::allow, http::to_string(allowed));
   return res;
 }
 

@@ -7,12 +7,10 @@
 #include <chrono>
 #include <vector>
 
-#include "berth/server.h"
+#include "berth/version.h"
 #include "common/json_writer.h"
-#include "protocol/http/auth.h"
 #include "protocol/http/status_mapping.h"
-#include "request/v2_codec.h"
-#include "request/validate.h"
+#include "protocol/v2/v2_codec.h"
 
 namespace berth {
 namespace {
@@ -51,26 +49,24 @@ Result<int64_t> ParseVersion(std::string_view s) {
   return v;
 }
 
-HttpResponse MethodNotAllowed(http::verb allowed) {
-  HttpResponse res = JsonResponse(JsonError("method not allowed; use " + std::string(http::to_string(allowed))),
-                                  http::status::method_not_allowed);
-  res.set(http::field::allow, http::to_string(allowed));
-  return res;
-}
-
 HttpResponse Empty(http::status status) {
   HttpResponse res{status, 11};
   return res;
 }
 
-void WriteSpecs(JsonWriter& w, const ModelConfig& c, const std::vector<TensorSpec>& specs) {
+void WriteSpecs(JsonWriter& w, const std::vector<TensorMetadata>& specs) {
   w.BeginArray();
   for (const auto& s : specs) {
     w.BeginObject();
-    WriteTensorHeader(w, s.name, DataTypeName(s.dtype), c.FullShape(s));
+    WriteTensorHeader(w, s.name, DataTypeName(s.dtype), s.shape);
     w.EndObject();
   }
   w.EndArray();
+}
+
+std::string_view AuthorizationOf(const HttpRequest& req) {
+  auto it = req.find(http::field::authorization);
+  return it == req.end() ? std::string_view() : it->value();
 }
 
 }  // namespace
@@ -84,13 +80,9 @@ void V2Handler::Handle(HttpRequest&& req, Responder respond) {
   }
   bool health = p.size() == 3 && p[1] == "health";
   bool control = p.size() == 5 && p[1] == "repository" && p[2] == "models" && (p[4] == "load" || p[4] == "unload");
-  if (!options_.auth_token.empty() && !health && !control) {
-    auto it = req.find(http::field::authorization);
-    std::string_view given = it == req.end() ? std::string_view() : it->value();
-    if (!BearerMatches(given, options_.auth_token)) {
-      HttpResponse res = ErrorResponse(Status(StatusCode::kUnauthenticated, "missing or wrong bearer token"));
-      res.set(http::field::www_authenticate, "Bearer");
-      return respond(std::move(res));
+  if (!health && !control) {
+    if (Status allowed = access_.CheckInference(AuthorizationOf(req)); !allowed.ok()) {
+      return respond(ErrorResponse(allowed));
     }
   }
   if (control) {
@@ -148,101 +140,79 @@ HttpResponse V2Handler::ServerMetadata() const {
 }
 
 HttpResponse V2Handler::Ready() const {
-  if (draining_->load()) return ErrorResponse(Unavailable("server is shutting down"));
-  if (!repository_->loaded()) return ErrorResponse(Unavailable("models are still loading"));
-  return Empty(http::status::ok);
+  Status ready = server_->Ready();
+  return ready.ok() ? Empty(http::status::ok) : ErrorResponse(ready);
 }
 
 HttpResponse V2Handler::ModelMetadata(std::string_view model, int64_t version) const {
-  auto mv = repository_->Get(model, version);
-  if (!mv.ok()) return ErrorResponse(mv.status());
-  auto entry = repository_->Entry(model);
-  if (!entry.ok()) return ErrorResponse(entry.status());
-  const ModelConfig& c = *(*mv)->config;
+  Result<berth::ModelMetadata> m = server_->Metadata(model, version);
+  if (!m.ok()) return ErrorResponse(m.status());
   std::string out;
   JsonWriter w(&out);
   w.BeginObject();
   w.Key("name");
-  w.String(c.name);
+  w.String(m->name);
   w.Key("versions");
   w.BeginArray();
-  for (int64_t v : entry->ReadyVersions()) w.String(std::to_string(v));
+  for (int64_t v : m->versions) w.String(std::to_string(v));
   w.EndArray();
   w.Key("platform");
-  w.String(c.backend);
+  w.String(m->platform);
   w.Key("inputs");
-  WriteSpecs(w, c, c.inputs);
+  WriteSpecs(w, m->inputs);
   w.Key("outputs");
-  WriteSpecs(w, c, c.outputs);
+  WriteSpecs(w, m->outputs);
   w.EndObject();
   return JsonResponse(std::move(out));
 }
 
 HttpResponse V2Handler::ModelReady(std::string_view model, int64_t version) const {
-  auto mv = repository_->Get(model, version);
-  if (!mv.ok()) return ErrorResponse(mv.status());
-  return Empty(http::status::ok);
+  Status ready = server_->ModelReady(model, version);
+  return ready.ok() ? Empty(http::status::ok) : ErrorResponse(ready);
 }
 
-void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version, Responder respond) {
-  auto received = std::chrono::steady_clock::now();
-  auto mv = repository_->Get(model, version);
-  if (!mv.ok()) return respond(ErrorResponse(mv.status()));
-  std::shared_ptr<ModelVersion> version_ptr = *mv;
-  ModelMetrics* metrics = version_ptr->metrics.get();
-  auto fail = [&](const Status& s) {
-    metrics->request_failure.fetch_add(1, std::memory_order_relaxed);
-    respond(ErrorResponse(s));
-  };
+namespace {
 
+Result<std::unique_ptr<InferRequest>> DecodeBody(const HttpRequest& req) {
   std::optional<uint64_t> json_length;
   if (auto it = req.find("Inference-Header-Content-Length"); it != req.end()) {
     std::string_view v = it->value();
     uint64_t n = 0;
     auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (v.empty() || ec != std::errc() || ptr != v.data() + v.size()) {
-      return fail(
-          InvalidArgument("Inference-Header-Content-Length: expected a byte count, got '" + std::string(v) + "'"));
+      return InvalidArgument("Inference-Header-Content-Length: expected a byte count, got '" + std::string(v) + "'");
     }
     json_length = n;
   }
-  auto decoded = DecodeInferRequest(req.body(), json_length);
-  if (!decoded.ok()) return fail(decoded.status());
-  auto request = std::make_unique<InferRequest>(std::move(decoded).value());
-  Status valid = ValidateRequest(*version_ptr->config, request.get());
-  if (!valid.ok()) return fail(valid);
-  int64_t timeout_us = request->timeout_us > 0 ? request->timeout_us : options_.default_timeout_us;
-  // Saturate: a huge timeout means "no limit", never an overflowed deadline in the past.
-  constexpr int64_t kMaxTimeoutUs = int64_t{1} << 40;  // ~12 days
-  if (timeout_us > 0 && timeout_us < kMaxTimeoutUs)
-    request->deadline = received + std::chrono::microseconds(timeout_us);
+  ASSIGN_OR_RETURN(InferRequest decoded, DecodeInferRequest(req.body(), json_length));
+  return std::make_unique<InferRequest>(std::move(decoded));
+}
 
-  bool may_run_here = in_flight_ != nullptr && in_flight_->load(std::memory_order_relaxed) <= inline_limit_;
-  version_ptr->scheduler->Enqueue(
-      std::move(request),
-      [respond = std::move(respond), keep = version_ptr, received](Result<InferResponse> result) {
-        ModelMetrics& m = *keep->metrics;
-        auto elapsed = std::chrono::steady_clock::now() - received;
-        m.request_duration_us.Observe(
-            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
-        if (!result.ok()) {
-          m.request_failure.fetch_add(1, std::memory_order_relaxed);
-          if (result.status().code() == StatusCode::kInternal) spdlog::warn("{}", result.status().message());
-          return respond(ErrorResponse(result.status()));
-        }
-        m.request_success.fetch_add(1, std::memory_order_relaxed);
-        EncodedResponse enc = EncodeInferResponse(*result);
-        HttpResponse res{http::status::ok, 11};
-        if (enc.json_length) {
-          res.set(http::field::content_type, "application/octet-stream");
-          res.set("Inference-Header-Content-Length", std::to_string(*enc.json_length));
-        } else {
-          res.set(http::field::content_type, "application/json");
-        }
-        res.body() = std::move(enc.body);
-        respond(std::move(res));
+HttpResponse InferResponseToHttp(const InferResponse& response) {
+  EncodedResponse enc = EncodeInferResponse(response);
+  HttpResponse res{http::status::ok, 11};
+  if (enc.json_length) {
+    res.set(http::field::content_type, "application/octet-stream");
+    res.set("Inference-Header-Content-Length", std::to_string(*enc.json_length));
+  } else {
+    res.set(http::field::content_type, "application/json");
+  }
+  res.body() = std::move(enc.body);
+  return res;
+}
+
+}  // namespace
+
+void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version, Responder respond) {
+  InferOptions options;
+  options.received = std::chrono::steady_clock::now();
+  options.allow_inline = true;  // this runs on an I/O thread; the server decides
+  server_->InferAsync(
+      model, version, DecodeBody(req),
+      [respond = std::move(respond)](Result<InferResponse> result) {
+        respond(result.ok() ? InferResponseToHttp(*result) : ErrorResponse(result.status()));
       },
-      may_run_here);
+      options);
 }
 
 }  // namespace berth

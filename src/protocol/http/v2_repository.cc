@@ -3,7 +3,6 @@
 #include <simdjson.h>
 
 #include "common/json_writer.h"
-#include "protocol/http/auth.h"
 #include "protocol/http/status_mapping.h"
 #include "protocol/http/v2_handler.h"
 
@@ -31,7 +30,7 @@ HttpResponse V2Handler::RepositoryIndex(const HttpRequest& req) const {
   std::string out;
   JsonWriter w(&out);
   w.BeginArray();
-  for (const IndexEntry& e : repository_->Index()) {
+  for (const IndexEntry& e : server_->Index()) {
     if (ready_only && e.state != ModelState::kReady) continue;
     w.BeginObject();
     w.Key("name");
@@ -49,31 +48,19 @@ HttpResponse V2Handler::RepositoryIndex(const HttpRequest& req) const {
 }
 
 void V2Handler::RepositoryControl(const HttpRequest& req, std::string_view model, bool load, Responder respond) {
-  if (options_.admin_token.empty()) {
-    return respond(ErrorResponse(Status(StatusCode::kPermissionDenied,
-                                        "model control is off: start berth with --admin-token-file "
-                                        "(and --model-control-mode explicit)")));
-  }
   auto it = req.find(http::field::authorization);
-  if (!BearerMatches(it == req.end() ? std::string_view() : it->value(), options_.admin_token)) {
-    HttpResponse res = ErrorResponse(Status(StatusCode::kUnauthenticated, "missing or wrong admin bearer token"));
-    res.set(http::field::www_authenticate, "Bearer");
-    return respond(std::move(res));
-  }
-  if (!options_.explicit_model_control) {
-    return respond(
-        ErrorResponse(Status(StatusCode::kPermissionDenied, "model control needs --model-control-mode explicit")));
-  }
+  Status allowed = access_.CheckModelControl(it == req.end() ? std::string_view() : it->value());
+  if (!allowed.ok()) return respond(ErrorResponse(allowed));
   if (!IsValidModelName(model)) {
     return respond(ErrorResponse(InvalidArgument("'" + std::string(model) + "' is not a valid model name")));
   }
-  // Loading takes seconds: it runs on the repository's control thread, never on an I/O thread.
-  ModelRepository* repo = repository_;
-  repo->Submit([repo, name = std::string(model), load, respond = std::move(respond)] {
-    Status s = load ? repo->LoadModel(name) : repo->UnloadModel(name);
-    if (!s.ok()) return respond(ErrorResponse(s));
-    return respond(JsonResponse("{}"));
-  });
+  // Loading takes seconds: it runs on the server's control thread, never on an I/O thread.
+  auto done = [respond = std::move(respond)](Status s) { respond(s.ok() ? JsonResponse("{}") : ErrorResponse(s)); };
+  if (load) {
+    server_->LoadModelAsync(std::string(model), std::move(done));
+  } else {
+    server_->UnloadModelAsync(std::string(model), std::move(done));
+  }
 }
 
 }  // namespace berth

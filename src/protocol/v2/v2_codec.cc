@@ -1,4 +1,4 @@
-#include "request/v2_codec.h"
+#include "protocol/v2/v2_codec.h"
 
 #include <simdjson.h>
 

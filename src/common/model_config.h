@@ -48,8 +48,13 @@ struct VersionPolicy {
   std::vector<int64_t> specific;  // kSpecific: exactly these
 };
 
+// The kind of a model that a backend plugin runs (the only kind model.yaml
+// names today); the repository's loader builds each kind its own way.
+inline constexpr const char* kBackendModelKind = "backend";
+
 struct ModelConfig {
-  std::string name;     // the model directory's name
+  std::string name;  // the model directory's name
+  std::string kind = kBackendModelKind;
   std::string backend;  // plugin name, e.g. "torchscript"
   int64_t max_batch_size = 0;
   std::vector<TensorSpec> inputs;
@@ -80,8 +85,5 @@ Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, const std::stri
 // backend to infer from the model file (see Backend::InferConfig).
 Result<ModelConfig> ParsePartialModelConfig(std::string_view yaml_text, const std::string& model_name,
                                             const std::string& source);
-
-// Reads and parses `path`.
-Result<ModelConfig> LoadModelConfig(const std::string& path, const std::string& model_name);
 
 }  // namespace berth

@@ -1,4 +1,4 @@
-#include "protocol/http/auth.h"
+#include "server/access_policy.h"
 
 #include "common/file_util.h"
 
@@ -31,6 +31,29 @@ bool BearerMatches(std::string_view authorization, const std::string& token) {
     diff |= g ^ static_cast<unsigned char>(token[i]);
   }
   return diff == 0;
+}
+
+}  // namespace berth
+
+namespace berth {
+
+Status AccessPolicy::CheckInference(std::string_view authorization) const {
+  if (options_.auth_token.empty() || BearerMatches(authorization, options_.auth_token)) return Status::Ok();
+  return Status(StatusCode::kUnauthenticated, "missing or wrong bearer token");
+}
+
+Status AccessPolicy::CheckModelControl(std::string_view authorization) const {
+  if (options_.admin_token.empty()) {
+    return Status(StatusCode::kPermissionDenied,
+                  "model control is off: start berth with --admin-token-file (and --model-control-mode explicit)");
+  }
+  if (!BearerMatches(authorization, options_.admin_token)) {
+    return Status(StatusCode::kUnauthenticated, "missing or wrong admin bearer token");
+  }
+  if (!options_.explicit_model_control) {
+    return Status(StatusCode::kPermissionDenied, "model control needs --model-control-mode explicit");
+  }
+  return Status::Ok();
 }
 
 }  // namespace berth
