@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -9,19 +10,34 @@
 
 namespace berth {
 
+// How far a run is, reported every BatchOptions::progress_period_s.
+struct BatchProgress {
+  int64_t rows_read = 0;
+  int64_t rows_written = 0;
+  int64_t rows_rejected = 0;
+  uint64_t bytes_done = 0;  // input bytes (from the start of the file, a resumed run included)
+  uint64_t bytes_total = 0;
+  double elapsed_s = 0;    // this run
+  double bytes_per_s = 0;  // this run's rate
+  double eta_s = 0;
+};
+
 struct BatchOptions {
   std::string model_dir;  // a model directory (model.yaml + version directories)
   int64_t version = -1;   // -1 = the highest
   std::string backend_dir;
   std::string in, out;
-  std::string rejects;                  // "" = OUT.rejects.csv / OUT.rejects.jsonl
-  std::string in_format;                // csv | jsonl; "" = from --in's extension (.jsonl/.ndjson = jsonl, else csv)
-  std::string out_format;               // csv | jsonl; "" = from --out's extension
-  std::vector<std::string> keep;        // input columns copied verbatim in front of the outputs
-  bool resume = false;                  // continue from OUT.checkpoint
-  int64_t max_rejects = 0;              // more rejects than this fail the run (after writing everything)
-  int64_t batch_size = 0;               // rows per execution; 0 = the model's max_batch_size
-  std::string progress = "auto";        // auto (a bar on a terminal) | bar | json | none
+  std::string rejects;            // "" = OUT.rejects.csv / OUT.rejects.jsonl
+  std::string in_format;          // csv | jsonl; "" = from --in's extension (.jsonl/.ndjson = jsonl, else csv)
+  std::string out_format;         // csv | jsonl; "" = from --out's extension
+  std::vector<std::string> keep;  // input columns copied verbatim in front of the outputs
+  bool resume = false;            // continue from OUT.checkpoint
+  int64_t max_rejects = 0;        // more rejects than this fail the run (after writing everything)
+  int64_t batch_size = 0;         // rows per execution; 0 = the model's max_batch_size
+  // Called on a thread of the run's own every progress_period_s seconds
+  // (the CLI draws a bar or writes JSON lines); none = no reports.
+  std::function<void(const BatchProgress&)> on_progress;
+  double progress_period_s = 1.0;
   int64_t checkpoint_rows = 1'000'000;  // a durable checkpoint at least this often...
   double checkpoint_secs = 2.0;         // ...and this often
   size_t max_record_bytes = 64u << 20;

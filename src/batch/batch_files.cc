@@ -14,14 +14,12 @@
 namespace berth {
 namespace {
 
-std::string ErrnoText() { return std::strerror(errno); }
-
 Status WriteAll(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Internal(path + ": write failed: " + ErrnoText());
+      return ErrnoStatus(errno, path + ": write failed");
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
@@ -89,50 +87,6 @@ Result<Checkpoint> CheckpointFromJson(std::string_view json, const std::string& 
   return c;
 }
 
-Result<std::string> ReadWholeFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return NotFound(path + ": does not exist");
-    return Internal(path + ": cannot open: " + ErrnoText());
-  }
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
-Status SyncParentDirectory(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Internal(dir + ": cannot open directory: " + ErrnoText());
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Internal(dir + ": fsync of the directory failed: " + ErrnoText());
-  return Status::Ok();
-}
-
-Status WriteFileAtomically(const std::string& path, std::string_view content) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Internal(tmp + ": cannot create: " + ErrnoText());
-  Status s = WriteAll(fd, content, tmp);
-  if (s.ok() && ::fdatasync(fd) != 0) s = Internal(tmp + ": fsync failed: " + ErrnoText());
-  ::close(fd);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Internal(path + ": rename failed: " + ErrnoText());
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  return SyncParentDirectory(path);
-}
-
 Result<std::unique_ptr<PartialFile>> PartialFile::Open(const std::string& path, bool resume, uint64_t keep_bytes) {
   std::string partial = path + ".partial";
   struct stat done;
@@ -140,7 +94,7 @@ Result<std::unique_ptr<PartialFile>> PartialFile::Open(const std::string& path, 
       static_cast<uint64_t>(done.st_size) >= keep_bytes) {
     // Killed while committing, after this file's rename: take it back.
     if (::rename(path.c_str(), partial.c_str()) != 0) {
-      return Internal(path + ": cannot rename back to " + partial + ": " + ErrnoText());
+      return ErrnoStatus(errno, path + ": cannot rename back to " + partial);
     }
   }
   int flags = O_WRONLY | O_CLOEXEC | (resume ? 0 : O_CREAT | O_TRUNC);
@@ -149,7 +103,7 @@ Result<std::unique_ptr<PartialFile>> PartialFile::Open(const std::string& path, 
     if (resume && errno == ENOENT) {
       return FailedPrecondition(partial + ": missing, so the checkpoint cannot be resumed; run without --resume");
     }
-    return InvalidArgument(partial + ": cannot write: " + ErrnoText());
+    return ErrnoStatus(errno, partial + ": cannot write");
   }
   uint64_t size = 0;
   if (resume) {
@@ -162,7 +116,7 @@ Result<std::unique_ptr<PartialFile>> PartialFile::Open(const std::string& path, 
     if (::ftruncate(fd, static_cast<off_t>(keep_bytes)) != 0 ||
         ::lseek(fd, static_cast<off_t>(keep_bytes), SEEK_SET) < 0) {
       ::close(fd);
-      return Internal(partial + ": cannot cut back to the checkpoint: " + ErrnoText());
+      return ErrnoStatus(errno, partial + ": cannot cut back to the checkpoint");
     }
     size = keep_bytes;
   }
@@ -180,7 +134,7 @@ Status PartialFile::Append(std::string_view data) {
 }
 
 Status PartialFile::Sync() {
-  if (::fdatasync(fd_) != 0) return Internal(path_ + ".partial: fsync failed: " + ErrnoText());
+  if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, path_ + ".partial: fsync failed");
   return Status::Ok();
 }
 
@@ -190,7 +144,7 @@ Status PartialFile::Commit() {
   fd_ = -1;
   std::string partial = path_ + ".partial";
   if (::rename(partial.c_str(), path_.c_str()) != 0) {
-    return Internal(path_ + ": cannot rename " + partial + " to it: " + ErrnoText());
+    return ErrnoStatus(errno, path_ + ": cannot rename " + partial + " to it");
   }
   return SyncParentDirectory(path_);
 }

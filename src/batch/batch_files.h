@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "berth/status.h"
+#include "common/file_util.h"
 
 namespace berth {
 
@@ -27,12 +28,6 @@ struct Checkpoint {
 
 std::string CheckpointToJson(const Checkpoint& c);
 Result<Checkpoint> CheckpointFromJson(std::string_view json, const std::string& source);
-
-// Reads `path`; nullopt-like NotFound when it does not exist.
-Result<std::string> ReadWholeFile(const std::string& path);
-// Writes `path` so that it holds either its old content or `content`, never
-// a mix: a temporary file, fsync, rename, fsync of the directory.
-Status WriteFileAtomically(const std::string& path, std::string_view content);
 
 // An output file written as PATH.partial and renamed to PATH by Commit().
 class PartialFile {
@@ -55,8 +50,5 @@ class PartialFile {
   int fd_;
   uint64_t size_;
 };
-
-// fsyncs the directory holding `path` (makes a rename in it durable).
-Status SyncParentDirectory(const std::string& path);
 
 }  // namespace berth

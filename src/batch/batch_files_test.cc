@@ -40,7 +40,7 @@ TEST(PartialFile, ResumeCutsBackAndCommitRenames) {
   ASSERT_TRUE(f.ok()) << f.status().message();
   ASSERT_TRUE((*f)->Append("row2\n").ok());
   ASSERT_TRUE((*f)->Commit().ok());
-  auto text = ReadWholeFile(path);
+  auto text = ReadRegularFile(path, 1 << 20);
   ASSERT_TRUE(text.ok());
   EXPECT_EQ(*text, "header\nrow1\nrow2\n");
   EXPECT_FALSE(std::filesystem::exists(path + ".partial"));
@@ -59,7 +59,7 @@ TEST(PartialFile, ResumeAfterAKillBetweenRenameAndCheckpointRemoval) {
   ASSERT_TRUE(f.ok()) << f.status().message();
   EXPECT_EQ((*f)->size(), 12u);
   ASSERT_TRUE((*f)->Commit().ok());
-  EXPECT_EQ(*ReadWholeFile(path), "header\nrow1\n");
+  EXPECT_EQ(*ReadRegularFile(path, 1 << 20), "header\nrow1\n");
   // Missing both: a clear error.
   EXPECT_FALSE(PartialFile::Open(dir + "/other.csv", true, 5).ok());
   std::filesystem::remove_all(dir);

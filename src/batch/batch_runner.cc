@@ -17,7 +17,9 @@
 #include <optional>
 #include <thread>
 
-#include "batch/batch_files.h"
+#include "batch/checkpointer.h"
+#include "batch/ordered_writer.h"
+#include "batch/record_batch.h"
 #include "batch/record_reader.h"
 #include "batch/row_writer.h"
 #include "berth/batch.h"
@@ -41,41 +43,6 @@ bool SameFile(const std::string& a, const std::string& b) {
   return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-// Errors that say nothing about the rows (the model is busy or stopping):
-// retrying rows one by one cannot help, and rejecting them would lose them.
-bool IsTransient(const Status& s) {
-  return s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kUnavailable;
-}
-
-// One batch of consecutive records: the rows that mapped (sent to the model)
-// and the records that did not (rejects), in input order.
-struct Batch {
-  struct Entry {
-    int64_t line = 0;
-    int64_t row = -1;     // index among the mapped rows; -1 = rejected
-    uint64_t offset = 0;  // where the record's text is in the input (read back for rejects)
-    uint64_t length = 0;
-    int32_t reject = -1;  // index into rejects: why it was rejected while reading
-  };
-  struct Reject {
-    std::string reason;
-    std::string raw;  // the original record
-  };
-  std::vector<Entry> entries;
-  std::vector<Reject> rejects;
-  int64_t rows = 0;                          // mapped rows
-  std::vector<std::vector<uint8_t>> data;    // per input: the mapped rows' values
-  std::vector<std::vector<size_t>> row_end;  // per BYTES input: where each row's values end
-  std::string keep_arena;                    // kept values of mapped rows, back to back
-  std::vector<size_t> keep_end;              // rows x keep columns
-  uint64_t end_offset = 0;                   // input offset after the last record
-  int64_t end_line = 1;
-
-  std::mutex mu;
-  std::condition_variable cv;
-  std::optional<Result<InferResponse>> result;  // set by the scheduler's completion
-};
-
 class BatchRun {
  public:
   explicit BatchRun(const BatchOptions& o) : o_(o) {}
@@ -85,11 +52,10 @@ class BatchRun {
   Status Setup();
   Status Produce();  // main thread: read, map, submit
   void WriteLoop();  // writer thread
-  Status WriteBatch(Batch& b);
-  Result<InferResponse> RunOne(std::unique_ptr<InferRequest> request);
-  std::unique_ptr<InferRequest> MakeRequest(const Batch& b, int64_t first, int64_t count) const;
-  Status MaybeCheckpoint(bool force);
   void ProgressLoop();
+  std::unique_ptr<InferRequest> Request(const RecordBatch& b, int64_t first, int64_t count) const {
+    return MakeRequest(b, first, count, *mapper_, model_.config->batched());
+  }
   std::string Fingerprint() const;
   BatchSummary Summarize();
 
@@ -103,7 +69,8 @@ class BatchRun {
   std::optional<TableMapper> mapper_;
   std::optional<RowWriter> writer_;
   std::vector<size_t> keep_index_;  // into the record's fields
-  std::unique_ptr<PartialFile> out_, rejects_;
+  std::unique_ptr<Checkpointer> files_;
+  std::optional<OrderedWriter> ordered_;
   int64_t batch_rows_ = 1;
   size_t window_ = 4;
   bool resumed_ = false;
@@ -114,18 +81,14 @@ class BatchRun {
   // The in-flight batches, in input order.
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::shared_ptr<Batch>> queue_;
+  std::deque<std::shared_ptr<RecordBatch>> queue_;
   bool producer_done_ = false;
   Status writer_status_;
   std::atomic<bool> failed_{false};
 
-  // Progress (written by the writer, read by the progress thread).
-  std::atomic<int64_t> rows_read_{0}, rows_written_{0}, rows_rejected_{0};
-  std::atomic<uint64_t> offset_{0};
-  Checkpoint last_;  // what the last durable checkpoint holds
-  Clock::time_point last_checkpoint_time_ = Clock::now();
+  BatchCounters counters_;  // written by the writer, read by the progress thread
   Clock::time_point start_ = Clock::now();
-  double produce_busy_ = 0, write_busy_ = 0;
+  double produce_busy_ = 0;
   std::atomic<bool> stop_progress_{false};
   std::mutex progress_mu_;
   std::condition_variable progress_cv_;
@@ -209,51 +172,43 @@ Status BatchRun::Setup() {
       static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(2 * config.instances + 2, config.max_queue_size - 1)));
 
   // Resume from the checkpoint, or start fresh.
-  std::string ckpt_path = o_.out + ".checkpoint";
+  Checkpointer::Options co;
+  co.out = o_.out;
+  co.rejects = rejects_path_;
+  co.fingerprint = Fingerprint();
+  co.every_rows = o_.checkpoint_rows;
+  co.every_secs = o_.checkpoint_secs;
   std::optional<Checkpoint> ckpt;
   if (o_.resume) {
-    auto text = ReadWholeFile(ckpt_path);
-    if (text.ok()) {
-      ASSIGN_OR_RETURN(Checkpoint c, CheckpointFromJson(*text, ckpt_path));
-      if (c.fingerprint != Fingerprint()) {
-        return FailedPrecondition(ckpt_path + ": made for another input file, model or options (" + c.fingerprint +
-                                  "); now: " + Fingerprint() + ". Delete it, or run without --resume to start over");
-      }
-      ckpt = c;
-    } else if (text.status().code() != StatusCode::kNotFound) {
-      return text.status();
-    } else {
-      std::fprintf(stderr, "berth batch: no checkpoint (%s); starting from the beginning\n", ckpt_path.c_str());
-    }
+    ASSIGN_OR_RETURN(ckpt, Checkpointer::Load(co));
+    if (!ckpt)
+      std::fprintf(stderr, "berth batch: no checkpoint (%s.checkpoint); starting from the beginning\n", o_.out.c_str());
   }
   if (ckpt) {
-    ASSIGN_OR_RETURN(out_, PartialFile::Open(o_.out, true, ckpt->out_bytes));
-    ASSIGN_OR_RETURN(rejects_, PartialFile::Open(rejects_path_, true, ckpt->rejects_bytes));
+    ASSIGN_OR_RETURN(files_, Checkpointer::Resume(co, *ckpt));
     RETURN_IF_ERROR(reader_->Seek(ckpt->input_offset, ckpt->input_line));
-    last_ = *ckpt;
-    rows_read_ = ckpt->rows_read;
-    rows_written_ = ckpt->rows_written;
-    rows_rejected_ = ckpt->rows_rejected;
-    offset_ = ckpt->input_offset;
+    counters_.rows_read = ckpt->rows_read;
+    counters_.rows_written = ckpt->rows_written;
+    counters_.rows_rejected = ckpt->rows_rejected;
+    counters_.offset = ckpt->input_offset;
     resumed_ = true;
   } else {
-    ::unlink(ckpt_path.c_str());
-    ASSIGN_OR_RETURN(out_, PartialFile::Open(o_.out, false, 0));
-    ASSIGN_OR_RETURN(rejects_, PartialFile::Open(rejects_path_, false, 0));
-    // The removed checkpoint and the new partial files are durable before any
-    // checkpoint can refer to them.
-    RETURN_IF_ERROR(SyncParentDirectory(o_.out));
-    RETURN_IF_ERROR(SyncParentDirectory(rejects_path_));
-    RETURN_IF_ERROR(out_->Append(writer_->Header()));
-    RETURN_IF_ERROR(rejects_->Append(writer_->RejectsHeader()));
-    last_.fingerprint = Fingerprint();
-    last_.input_offset = reader_->data_offset();
-    last_.input_line = reader_->data_line();
-    last_.out_bytes = out_->size();
-    last_.rejects_bytes = rejects_->size();
-    offset_ = reader_->data_offset();
+    ASSIGN_OR_RETURN(files_, Checkpointer::Start(co, writer_->Header(), writer_->RejectsHeader(),
+                                                 reader_->data_offset(), reader_->data_line()));
+    counters_.offset = reader_->data_offset();
   }
-  start_offset_ = offset_;
+  OrderedWriter::Options wo;
+  wo.rows = &*writer_;
+  wo.reader = reader_.get();
+  wo.keep_columns = keep_index_.size();
+  wo.make_request = [this](const RecordBatch& b, int64_t first, int64_t count) { return Request(b, first, count); };
+  wo.run_one = [this](std::unique_ptr<InferRequest> r) {
+    return server_->Infer(model_.name, model_.version, std::move(r));
+  };
+  wo.files = files_.get();
+  wo.counters = &counters_;
+  ordered_.emplace(std::move(wo));
+  start_offset_ = counters_.offset;
   return Status::Ok();
 }
 
@@ -274,36 +229,6 @@ std::string BatchRun::Fingerprint() const {
   return fp;
 }
 
-std::unique_ptr<InferRequest> BatchRun::MakeRequest(const Batch& b, int64_t first, int64_t count) const {
-  const ModelConfig& config = *model_.config;
-  auto req = std::make_unique<InferRequest>();
-  for (size_t i = 0; i < mapper_->num_inputs(); ++i) {
-    Tensor t;
-    t.name = mapper_->input_name(i);
-    t.dtype = mapper_->input_dtype(i);
-    if (config.batched()) t.shape.push_back(count);
-    const auto& rs = mapper_->row_shape(i);
-    t.shape.insert(t.shape.end(), rs.begin(), rs.end());
-    size_t from, to;
-    if (b.row_end[i].empty()) {  // fixed-size values: every row is as long
-      size_t row_bytes = b.data[i].size() / static_cast<size_t>(b.rows);
-      from = static_cast<size_t>(first) * row_bytes;
-      to = static_cast<size_t>(first + count) * row_bytes;
-    } else {
-      from = first == 0 ? 0 : b.row_end[i][static_cast<size_t>(first - 1)];
-      to = b.row_end[i][static_cast<size_t>(first + count - 1)];
-    }
-    if (first == 0 && count == b.rows) {
-      t.data = b.data[i];
-    } else {
-      t.data.assign(b.data[i].begin() + static_cast<std::ptrdiff_t>(from),
-                    b.data[i].begin() + static_cast<std::ptrdiff_t>(to));
-    }
-    req->inputs.push_back(std::move(t));
-  }
-  return req;
-}
-
 Status BatchRun::Produce() {
   const bool json_out = writer_->format() == TableFormat::kJsonl;
   const bool json_in = in_format_ == TableFormat::kJsonl;
@@ -311,7 +236,7 @@ Status BatchRun::Produce() {
   bool eof = false;
   while (!eof && !failed_) {
     auto t0 = Clock::now();
-    auto b = std::make_shared<Batch>();
+    auto b = std::make_shared<RecordBatch>();
     b->data.resize(mapper_->num_inputs());
     b->row_end.resize(mapper_->num_inputs());
     // Sized like the previous batch, so a batch fills without reallocating.
@@ -330,7 +255,7 @@ Status BatchRun::Produce() {
         eof = true;
         break;
       }
-      Batch::Entry e;
+      RecordBatch::Entry e;
       e.line = rec.line;
       Status s = rec.error.ok() ? mapper_->AppendRow(rec.fields, &b->data) : rec.error;
       if (s.ok()) {
@@ -366,7 +291,7 @@ Status BatchRun::Produce() {
 
     if (b->rows > 0) {
       // b->data stays for per-row retries should the batch fail.
-      server_->InferAsync(model_.name, model_.version, MakeRequest(*b, 0, b->rows), [b](Result<InferResponse> r) {
+      server_->InferAsync(model_.name, model_.version, Request(*b, 0, b->rows), [b](Result<InferResponse> r) {
         std::lock_guard<std::mutex> l(b->mu);
         b->result = std::move(r);
         b->cv.notify_all();
@@ -380,148 +305,16 @@ Status BatchRun::Produce() {
   return Status::Ok();
 }
 
-Result<InferResponse> BatchRun::RunOne(std::unique_ptr<InferRequest> request) {
-  return server_->Infer(model_.name, model_.version, std::move(request));
-}
-
-// The output tensors in RowWriter order, each checked to hold `rows` rows.
-Result<std::vector<const Tensor*>> OutputsOf(const InferResponse& r, const RowWriter& w, int64_t rows) {
-  std::vector<const Tensor*> out;
-  for (const RowWriter::Output& o : w.outputs()) {
-    const Tensor* found = nullptr;
-    for (const Tensor& t : r.outputs) {
-      if (t.name == o.name) found = &t;
-    }
-    if (!found) return Internal("the model returned no output '" + o.name + "'");
-    if (found->dtype != o.dtype || found->NumElements() != rows * o.values) {
-      return Internal("output '" + o.name + "': the model returned " + std::to_string(found->NumElements()) +
-                      " values of " + std::string(DataTypeName(found->dtype)) + " for " + std::to_string(rows) +
-                      " rows; expected " + std::to_string(o.values) + " " + std::string(DataTypeName(o.dtype)) +
-                      " per row");
-    }
-    out.push_back(found);
-  }
-  return out;
-}
-
-Status BatchRun::WriteBatch(Batch& b) {
-  {
-    std::unique_lock<std::mutex> l(b.mu);
-    b.cv.wait(l, [&] { return b.rows == 0 || b.result.has_value(); });
-  }
-  auto t0 = Clock::now();
-  // Per mapped row: the response and row within it, or why it failed.
-  std::vector<const InferResponse*> resp(static_cast<size_t>(b.rows), nullptr);
-  std::vector<int64_t> resp_row(static_cast<size_t>(b.rows), 0);
-  std::vector<std::vector<const Tensor*>> tensors_of;  // per response
-  std::vector<std::string> row_error(static_cast<size_t>(b.rows));
-  std::deque<InferResponse> singles;
-  std::vector<std::vector<const Tensor*>> single_tensors;
-  std::vector<const Tensor*> batch_tensors;
-  if (b.rows > 0) {
-    Status batch_error = b.result->status();
-    if (IsTransient(batch_error)) return batch_error;
-    if (b.result->ok()) {
-      auto t = OutputsOf(**b.result, *writer_, b.rows);
-      if (t.ok()) {
-        batch_tensors = *t;
-      } else {
-        batch_error = t.status();
-      }
-    }
-    if (batch_error.ok()) {
-      for (int64_t r = 0; r < b.rows; ++r) {
-        resp[static_cast<size_t>(r)] = &**b.result;
-        resp_row[static_cast<size_t>(r)] = r;
-      }
-    } else if (b.rows == 1 || b.data.empty()) {
-      for (auto& e : row_error) e = "the model failed: " + batch_error.message();
-    } else {
-      // Find the rows that fail on their own; the others still get answers.
-      single_tensors.resize(static_cast<size_t>(b.rows));
-      for (int64_t r = 0; r < b.rows; ++r) {
-        Result<InferResponse> one = RunOne(MakeRequest(b, r, 1));
-        if (one.ok()) {
-          auto t = OutputsOf(*one, *writer_, 1);
-          if (t.ok()) {
-            singles.push_back(std::move(*one));
-            auto again = OutputsOf(singles.back(), *writer_, 1);
-            single_tensors[static_cast<size_t>(r)] = *again;
-            resp[static_cast<size_t>(r)] = &singles.back();
-            continue;
-          }
-          one = t.status();
-        }
-        if (IsTransient(one.status())) return one.status();
-        row_error[static_cast<size_t>(r)] = "the model failed on this row: " + one.status().message();
-      }
-    }
-  }
-  std::string out, rej;
-  int64_t written = 0, rejected = 0;
-  std::vector<std::string_view> keep(keep_index_.size());
-  for (size_t i = 0; i < b.entries.size(); ++i) {
-    const Batch::Entry& e = b.entries[i];
-    if (e.row < 0 || resp[static_cast<size_t>(e.row)] == nullptr) {
-      if (e.reject >= 0) {
-        const Batch::Reject& r = b.rejects[static_cast<size_t>(e.reject)];
-        writer_->AppendReject(e.line, r.reason, r.raw, &rej);
-      } else {  // the model failed on a row that mapped: its text is read back from the input
-        std::string raw;
-        RETURN_IF_ERROR(reader_->ReadRaw(e.offset, e.length, &raw));
-        writer_->AppendReject(e.line, row_error[static_cast<size_t>(e.row)], raw, &rej);
-      }
-      ++rejected;
-      continue;
-    }
-    size_t base = static_cast<size_t>(e.row) * keep_index_.size();
-    for (size_t k = 0; k < keep.size(); ++k) {
-      size_t from = base + k == 0 ? 0 : b.keep_end[base + k - 1];
-      keep[k] = std::string_view(b.keep_arena).substr(from, b.keep_end[base + k] - from);
-    }
-    bool single = !single_tensors.empty();
-    const auto& tensors = single ? single_tensors[static_cast<size_t>(e.row)] : batch_tensors;
-    writer_->AppendRow(keep, tensors, single ? 0 : resp_row[static_cast<size_t>(e.row)], &out);
-    ++written;
-  }
-  RETURN_IF_ERROR(out_->Append(out));
-  RETURN_IF_ERROR(rejects_->Append(rej));
-  rows_written_ += written;
-  rows_rejected_ += rejected;
-  rows_read_ += written + rejected;
-  offset_ = b.end_offset;
-  last_.input_offset = b.end_offset;
-  last_.input_line = b.end_line;
-  write_busy_ += Since(t0);
-  return MaybeCheckpoint(false);
-}
-
-Status BatchRun::MaybeCheckpoint(bool force) {
-  int64_t since_rows = rows_read_ - last_.rows_read;
-  if (!force && since_rows < o_.checkpoint_rows && Since(last_checkpoint_time_) < o_.checkpoint_secs) {
-    return Status::Ok();
-  }
-  RETURN_IF_ERROR(out_->Sync());
-  RETURN_IF_ERROR(rejects_->Sync());
-  last_.rows_read = rows_read_;
-  last_.rows_written = rows_written_;
-  last_.rows_rejected = rows_rejected_;
-  last_.out_bytes = out_->size();
-  last_.rejects_bytes = rejects_->size();
-  last_checkpoint_time_ = Clock::now();
-  return WriteFileAtomically(o_.out + ".checkpoint", CheckpointToJson(last_));
-}
-
 void BatchRun::WriteLoop() {
   for (;;) {
-    std::shared_ptr<Batch> b;
+    std::shared_ptr<RecordBatch> b;
     {
       std::unique_lock<std::mutex> l(mu_);
       cv_.wait(l, [&] { return !queue_.empty() || producer_done_; });
       if (queue_.empty()) return;
       b = queue_.front();
     }
-    Status s = failed_ ? Status::Ok() : WriteBatch(*b);
+    Status s = failed_ ? Status::Ok() : ordered_->Write(*b);
     std::lock_guard<std::mutex> l(mu_);
     queue_.pop_front();
     if (!s.ok() && writer_status_.ok()) {
@@ -533,44 +326,35 @@ void BatchRun::WriteLoop() {
 }
 
 void BatchRun::ProgressLoop() {
-  bool json = o_.progress == "json";
-  bool bar = o_.progress == "bar" || (o_.progress == "auto" && ::isatty(STDERR_FILENO));
-  if (!json && !bar) return;
-  double period = json ? 1.0 : 0.25;
+  if (!o_.on_progress) return;
   uint64_t total = reader_->file_size();
   while (!stop_progress_) {
     {
       std::unique_lock<std::mutex> l(progress_mu_);
-      progress_cv_.wait_for(l, std::chrono::duration<double>(period), [&] { return stop_progress_.load(); });
+      progress_cv_.wait_for(l, std::chrono::duration<double>(o_.progress_period_s),
+                            [&] { return stop_progress_.load(); });
     }
     if (stop_progress_) break;
-    double secs = Since(start_);
-    uint64_t done = offset_ - start_offset_;
-    double rate = secs > 0 ? done / secs : 0;
-    double eta = rate > 0 ? (total - offset_) / rate : 0;
-    if (json) {
-      std::fprintf(stderr,
-                   "{\"event\":\"progress\",\"rows_read\":%lld,\"rows_written\":%lld,\"rows_rejected\":%lld,"
-                   "\"bytes_read\":%llu,\"bytes_total\":%llu,\"elapsed_s\":%.3f,\"eta_s\":%.1f}\n",
-                   static_cast<long long>(rows_read_.load()), static_cast<long long>(rows_written_.load()),
-                   static_cast<long long>(rows_rejected_.load()), static_cast<unsigned long long>(offset_.load()),
-                   static_cast<unsigned long long>(total), secs, eta);
-    } else {
-      double pct = total ? 100.0 * offset_ / total : 100.0;
-      std::fprintf(stderr, "\r\033[Kberth batch: %lld rows  %.1f MB/s  %.0f%%  ETA %.0f s",
-                   static_cast<long long>(rows_read_.load()), rate / 1e6, pct, eta);
-    }
-    std::fflush(stderr);
+    BatchProgress p;
+    p.rows_read = counters_.rows_read;
+    p.rows_written = counters_.rows_written;
+    p.rows_rejected = counters_.rows_rejected;
+    p.bytes_done = counters_.offset;
+    p.bytes_total = total;
+    p.elapsed_s = Since(start_);
+    double rate = p.elapsed_s > 0 ? static_cast<double>(p.bytes_done - start_offset_) / p.elapsed_s : 0;
+    p.bytes_per_s = rate;
+    p.eta_s = rate > 0 ? static_cast<double>(total - p.bytes_done) / rate : 0;
+    o_.on_progress(p);
   }
-  if (bar) std::fprintf(stderr, "\r\033[K");
 }
 
 BatchSummary BatchRun::Summarize() {
   BatchSummary s;
-  s.rows_read = rows_read_;
-  s.rows_written = rows_written_;
-  s.rows_rejected = rows_rejected_;
-  s.bytes_read = offset_ - start_offset_;
+  s.rows_read = counters_.rows_read;
+  s.rows_written = counters_.rows_written;
+  s.rows_rejected = counters_.rows_rejected;
+  s.bytes_read = counters_.offset - start_offset_;
   s.seconds = Since(start_);
   s.resumed = resumed_;
   s.out_path = o_.out;
@@ -585,8 +369,8 @@ BatchSummary BatchRun::Summarize() {
                 static_cast<long long>(s.rows_read), static_cast<long long>(s.rows_written),
                 static_cast<long long>(s.rows_rejected), resumed_ ? " (resumed)" : "", s.seconds,
                 s.seconds > 0 ? (s.rows_read - resume_rows_) / s.seconds : 0, s.bytes_read / 1e6 / s.seconds,
-                produce_busy_, model_s, static_cast<unsigned long long>(executions), write_busy_, o_.out.c_str(),
-                rejects_path_.c_str());
+                produce_busy_, model_s, static_cast<unsigned long long>(executions), ordered_->busy_seconds(),
+                o_.out.c_str(), rejects_path_.c_str());
   s.text = line;
   JsonWriter w(&s.json);
   w.BeginObject();
@@ -609,7 +393,7 @@ BatchSummary BatchRun::Summarize() {
   w.Key("model_seconds");
   w.Float(model_s);
   w.Key("write_seconds");
-  w.Float(write_busy_);
+  w.Float(ordered_->busy_seconds());
   w.Key("resumed");
   w.Bool(resumed_);
   w.Key("output");
@@ -623,7 +407,7 @@ BatchSummary BatchRun::Summarize() {
 Result<BatchSummary> BatchRun::Run() {
   RETURN_IF_ERROR(Setup());
   start_ = Clock::now();
-  resume_rows_ = rows_read_;
+  resume_rows_ = counters_.rows_read;
   std::thread writer([this] { WriteLoop(); });
   std::thread progress([this] { ProgressLoop(); });
   Status produced = Produce();
@@ -644,13 +428,10 @@ Result<BatchSummary> BatchRun::Run() {
   Status status = produced.ok() ? writer_status_ : produced;
   if (!status.ok()) {
     // Keep what was written durable so that --resume can continue from here.
-    if (writer_status_.ok()) (void)MaybeCheckpoint(true);
+    if (writer_status_.ok()) (void)files_->Flush();
     return Status(status.code(), status.message() + " (the output so far is kept: fix this and rerun with --resume)");
   }
-  RETURN_IF_ERROR(MaybeCheckpoint(true));
-  RETURN_IF_ERROR(rejects_->Commit());
-  RETURN_IF_ERROR(out_->Commit());
-  ::unlink((o_.out + ".checkpoint").c_str());
+  RETURN_IF_ERROR(files_->Commit());
   return Summarize();
 }
 

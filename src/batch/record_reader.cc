@@ -9,10 +9,10 @@
 #include <charconv>
 #include <cstring>
 
+#include "common/file_util.h"
+
 namespace berth {
 namespace {
-
-std::string ErrnoText() { return std::strerror(errno); }
 
 // Reads RFC 4180 CSV as pandas' C parser does: a quote opens a quoted field
 // only at the start of a field; inside one, "" is a quote; characters after
@@ -344,7 +344,7 @@ class JsonlReader final : public RecordReader {
 
 Result<int> OpenFile(const std::string& path, uint64_t* size) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return NotFound("--in " + path + ": cannot open: " + ErrnoText());
+  if (fd < 0) return ErrnoStatus(errno, "--in " + path + ": cannot open");
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -385,7 +385,7 @@ Status RecordReader::Seek(uint64_t offset, int64_t line) {
     return InvalidArgument("cannot continue at byte " + std::to_string(offset) + ": the input has only " +
                            std::to_string(file_size_) + " bytes");
   }
-  if (::lseek(fd_, static_cast<off_t>(offset), SEEK_SET) < 0) return Internal("seek: " + ErrnoText());
+  if (::lseek(fd_, static_cast<off_t>(offset), SEEK_SET) < 0) return ErrnoStatus(errno, "seek");
   pos_ = end_ = buf_.data();
   file_pos_ = offset;
   eof_ = false;
@@ -399,7 +399,8 @@ Status RecordReader::ReadRaw(uint64_t offset, size_t length, std::string* out) c
   while (done < length) {
     ssize_t n = ::pread(fd_, out->data() + done, length - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Internal("reading the input again at byte " + std::to_string(offset) + ": " + ErrnoText());
+    if (n < 0) return ErrnoStatus(errno, "reading the input again at byte " + std::to_string(offset));
+    if (n == 0) return Internal("reading the input again at byte " + std::to_string(offset) + ": it is shorter now");
     done += static_cast<size_t>(n);
   }
   return Status::Ok();
@@ -423,7 +424,7 @@ Result<size_t> RecordReader::Fill(size_t want) {
     ssize_t n = ::read(fd_, const_cast<char*>(end_), room);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Internal("read: " + ErrnoText());
+      return ErrnoStatus(errno, "read");
     }
     if (n == 0) {
       eof_ = true;

@@ -3,19 +3,18 @@
 #include <sched.h>
 
 #include <cmath>
-#include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "common/file_util.h"
 
 namespace berth {
 namespace {
 
 std::optional<std::string> ReadFile(const char* path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  Result<std::string> text = ReadRegularFile(path, 4096);  // cgroup files: a line
+  if (!text.ok()) return std::nullopt;
+  return std::move(text).value();
 }
 
 std::optional<double> ToNumber(std::string_view s) {

@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <random>
 
 namespace berth {
 
@@ -78,6 +81,76 @@ Result<std::string> ReadRegularFile(const std::string& path, uint64_t max_bytes)
   }
   out.resize(have);
   return out;
+}
+
+std::string TempPathBeside(const std::string& path) {
+  std::random_device rd;
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, ".tmp-%08x", rd());
+  std::filesystem::path p(path);
+  return (p.parent_path() / ("." + p.filename().string() + suffix)).string();
+}
+
+namespace {
+
+Status FsyncFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, path + ": cannot be opened to sync");
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus(err, path + ": fsync failed");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SyncParentDirectory(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, dir + ": cannot open directory");
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus(err, dir + ": fsync of the directory failed");
+  return Status::Ok();
+}
+
+Status WriteFileAtomically(const std::string& path, const std::function<Status(const std::string& temp_path)>& write,
+                           Durability durability) {
+  std::string tmp = TempPathBeside(path);
+  Status s = write(tmp);
+  if (s.ok() && durability == Durability::kSynced) s = FsyncFile(tmp);
+  if (s.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus(errno, path + ": cannot be written");
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return durability == Durability::kSynced ? SyncParentDirectory(path) : Status::Ok();
+}
+
+Status WriteFileAtomically(const std::string& path, std::string_view content, Durability durability) {
+  return WriteFileAtomically(
+      path,
+      [&](const std::string& tmp) -> Status {
+        int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0) return ErrnoStatus(errno, path + ": cannot be written");
+        std::string_view rest = content;
+        Status s;
+        while (!rest.empty() && s.ok()) {
+          ssize_t n = ::write(fd, rest.data(), rest.size());
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) {
+            s = ErrnoStatus(errno, path + ": write failed");
+          } else {
+            rest.remove_prefix(static_cast<size_t>(n));
+          }
+        }
+        if (::close(fd) != 0 && s.ok()) s = ErrnoStatus(errno, path + ": write failed");
+        return s;
+      },
+      durability);
 }
 
 }  // namespace berth

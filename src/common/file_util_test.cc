@@ -78,5 +78,27 @@ TEST_F(FileUtilTest, ErrnoStatusNamesTheCall) {
   EXPECT_EQ(ErrnoStatus(EIO, "z").code(), StatusCode::kFailedPrecondition);
 }
 
+TEST_F(FileUtilTest, AtomicWritesReplaceWholeOrNotAtAll) {
+  std::string path = Write("out.json", "old");
+  for (Durability d : {Durability::kReplaceOnly, Durability::kSynced}) {
+    ASSERT_TRUE(WriteFileAtomically(path, "new content", d).ok());
+    EXPECT_EQ(*ReadRegularFile(path, 100), "new content");
+  }
+  // A writer that fails leaves the old file and no temporary file behind.
+  Status failed = WriteFileAtomically(
+      path,
+      [](const std::string& tmp) {
+        std::ofstream(tmp) << "half";
+        return Internal("disk full");
+      },
+      Durability::kSynced);
+  EXPECT_EQ(failed.message(), "disk full");
+  EXPECT_EQ(*ReadRegularFile(path, 100), "new content");
+  size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(dir_)) entries += e.path().filename() == "out.json" ? 0 : 1;
+  EXPECT_EQ(entries, 0u);
+  EXPECT_FALSE(WriteFileAtomically((dir_ / "no" / "dir" / "x").string(), "x", Durability::kSynced).ok());
+}
+
 }  // namespace
 }  // namespace berth

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "berth/version.h"
+#include "common/file_util.h"
 #include "common/json_writer.h"
 #include "image/sbom.h"
 
@@ -82,7 +83,7 @@ Status WriteDockerfileContext(const ImageBuildOptions& options, const std::strin
   ::chmod(tmp.path().c_str(), 0755);
   if (fs::exists(target, ec)) fs::remove(target, ec);  // empty, checked above
   if (std::rename(tmp.path().c_str(), target.c_str()) != 0) {
-    return FailedPrecondition(context_dir + ": cannot be written: " + std::strerror(errno));
+    return ErrnoStatus(errno, context_dir + ": cannot be written");
   }
   // The TempDir now names nothing; its destructor finds nothing to remove.
   return Status::Ok();

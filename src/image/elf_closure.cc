@@ -13,6 +13,8 @@
 #include <map>
 #include <sstream>
 
+#include "common/file_util.h"
+
 namespace berth {
 namespace fs = std::filesystem;
 
@@ -61,7 +63,7 @@ bool IsCompatible(const std::string& path, uint16_t machine) {
 
 Result<ElfInfo> ReadElfInfo(const std::string& path) {
   ElfFile f(path);
-  if (!f.is_open()) return NotFound(path + ": cannot be read: " + std::strerror(errno));
+  if (!f.is_open()) return ErrnoStatus(errno, path + ": cannot be read");
   Elf64_Ehdr eh;
   if (!f.Read(0, &eh, sizeof eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
     return InvalidArgument(path + ": not an ELF file");
@@ -243,8 +245,7 @@ Result<LibraryClosure> ComputeLibraryClosure(const std::vector<std::string>& roo
       std::string source = fs::canonical(found, ec).string();
       if (ec) return NotFound(found + ": cannot be resolved: " + ec.message());
       if (::access(source.c_str(), R_OK) != 0) {
-        return FailedPrecondition("library " + source + " (needed by " + real +
-                                  ") cannot be read: " + std::strerror(errno));
+        return ErrnoStatus(errno, "library " + source + " (needed by " + real + ") cannot be read");
       }
       closure.libraries.push_back({name, found, source});
       queue.push_back({source, real});

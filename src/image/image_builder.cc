@@ -17,6 +17,7 @@
 
 #include "backend/backend_registry.h"
 #include "berth/version.h"
+#include "common/file_util.h"
 #include "repository/model_loader.h"
 #include "repository/model_source.h"
 
@@ -123,7 +124,7 @@ Result<std::string> StripDebugInfo(const std::string& source, const std::string&
   pid_t pid = 0;
   const char* argv[] = {objcopy.c_str(), "--strip-debug", source.c_str(), out.c_str(), nullptr};
   if (posix_spawn(&pid, objcopy.c_str(), nullptr, nullptr, const_cast<char* const*>(argv), environ) != 0) {
-    return FailedPrecondition("cannot run " + objcopy + ": " + std::strerror(errno));
+    return ErrnoStatus(errno, "cannot run " + objcopy + "");
   }
   int status = 0;
   if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -132,7 +133,7 @@ Result<std::string> StripDebugInfo(const std::string& source, const std::string&
   // objcopy creates the copy under the umask; the image gets the original's mode.
   struct stat st;
   if (::stat(source.c_str(), &st) != 0 || ::chmod(out.c_str(), st.st_mode & 07777) != 0) {
-    return FailedPrecondition("cannot give " + out + " the mode of " + source + ": " + std::strerror(errno));
+    return ErrnoStatus(errno, "cannot give " + out + " the mode of " + source + "");
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "common/file_util.h"
 #include "image/tar_writer.h"
 
 namespace berth {
@@ -45,11 +46,11 @@ Result<LayerBlob> WriteLayer(const LayerSpec& spec, const std::string& blob_path
     if (e.kind != LayerEntry::Kind::kFile || e.source.empty()) continue;
     struct stat st;
     if (::stat(e.source.c_str(), &st) != 0) {
-      return FailedPrecondition(e.source + ": cannot be read: " + std::strerror(errno));
+      return ErrnoStatus(errno, e.source + ": cannot be read");
     }
     if (!S_ISREG(st.st_mode)) return FailedPrecondition(e.source + ": not a regular file");
     if (::access(e.source.c_str(), R_OK) != 0) {
-      return FailedPrecondition(e.source + ": cannot be read: " + std::strerror(errno));
+      return ErrnoStatus(errno, e.source + ": cannot be read");
     }
     sizes[path] = static_cast<uint64_t>(st.st_size);
     modes[path] = (st.st_mode & 0111) ? 0755 : 0644;

@@ -9,6 +9,7 @@
 #include <map>
 #include <random>
 
+#include "common/file_util.h"
 #include "common/json_writer.h"
 
 namespace berth {
@@ -176,7 +177,7 @@ Image AssembleImage(const ImageMetadata& metadata, std::vector<LayerBlob> layers
 }
 
 Status WriteOciArchive(const Image& image, const std::string& path) {
-  return WriteFileAtomically(path, [&](ByteSink* sink) -> Status {
+  return WriteSinkAtomically(path, [&](ByteSink* sink) -> Status {
     TarWriter tar(sink, image.metadata.created);
     RETURN_IF_ERROR(AddBlobDirs(tar));
     RETURN_IF_ERROR(AddBlobs(tar, image, true));
@@ -208,7 +209,7 @@ Status WriteOciArchive(const Image& image, const std::string& path) {
 }
 
 Status WriteDockerArchive(const Image& image, const std::string& path) {
-  return WriteFileAtomically(path, [&](ByteSink* sink) -> Status {
+  return WriteSinkAtomically(path, [&](ByteSink* sink) -> Status {
     TarWriter tar(sink, image.metadata.created);
     RETURN_IF_ERROR(AddBlobDirs(tar));
     RETURN_IF_ERROR(AddBlobs(tar, image, false));
@@ -233,36 +234,22 @@ Status WriteDockerArchive(const Image& image, const std::string& path) {
   });
 }
 
-namespace {
-
-std::string TempNameBeside(const std::string& path) {
-  std::random_device rd;
-  char suffix[32];
-  std::snprintf(suffix, sizeof suffix, ".tmp-%08x", rd());
-  fs::path p(path);
-  return (p.parent_path() / ("." + p.filename().string() + suffix)).string();
-}
-
-}  // namespace
-
-Status WriteFileAtomically(const std::string& path, const std::function<Status(ByteSink*)>& write) {
-  std::string tmp = TempNameBeside(path);
-  Result<std::unique_ptr<FileSink>> sink = FileSink::Open(tmp);
-  if (!sink.ok()) return FailedPrecondition(path + ": cannot be written: " + std::strerror(errno));
-  Status s = write(sink->get());
-  if (s.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    s = FailedPrecondition(path + ": cannot be written: " + std::strerror(errno));
-  }
-  if (!s.ok()) ::unlink(tmp.c_str());
-  return s;
+Status WriteSinkAtomically(const std::string& path, const std::function<Status(ByteSink*)>& write) {
+  return WriteFileAtomically(
+      path,
+      [&](const std::string& tmp) -> Status {
+        ASSIGN_OR_RETURN(std::unique_ptr<FileSink> sink, FileSink::Open(tmp));
+        return write(sink.get());  // the writer finishes the sink (which flushes and fsyncs it)
+      },
+      Durability::kReplaceOnly);
 }
 
 Status CheckWritable(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) return FailedPrecondition(path + ": is a directory; give a file name");
-  std::string tmp = TempNameBeside(path);
+  std::string tmp = TempPathBeside(path);
   Result<std::unique_ptr<FileSink>> sink = FileSink::Open(tmp);
-  if (!sink.ok()) return FailedPrecondition(path + ": cannot be written: " + std::strerror(errno));
+  if (!sink.ok()) return ErrnoStatus(errno, path + ": cannot be written");
   sink->reset();
   ::unlink(tmp.c_str());
   return Status::Ok();

@@ -56,7 +56,8 @@ Status WriteDockerArchive(const Image& image, const std::string& path);
 
 // Writes `path` through a temporary file beside it, renamed over `path`
 // only when `write` succeeded: never a half-written output.
-Status WriteFileAtomically(const std::string& path, const std::function<Status(ByteSink*)>& write);
+// (common/file_util.h's WriteFileAtomically, for writers of a ByteSink.)
+Status WriteSinkAtomically(const std::string& path, const std::function<Status(ByteSink*)>& write);
 
 // Fails early, with the reason, if a file cannot be created in `path`'s directory.
 Status CheckWritable(const std::string& path);

@@ -92,13 +92,13 @@ TEST(OciImageTest, AtomicWriteLeavesNothingOnFailure) {
   fs::path dir = fs::path(testing::TempDir()) / ("atomic-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   std::string out = (dir / "out.tar").string();
-  Status s = WriteFileAtomically(out, [](ByteSink* sink) -> Status {
+  Status s = WriteSinkAtomically(out, [](ByteSink* sink) -> Status {
     sink->Write("partial", 7);
     return FailedPrecondition("boom");
   });
   EXPECT_EQ(s.message(), "boom");
   EXPECT_TRUE(fs::is_empty(dir));
-  ASSERT_TRUE(WriteFileAtomically(out, [](ByteSink* sink) -> Status {
+  ASSERT_TRUE(WriteSinkAtomically(out, [](ByteSink* sink) -> Status {
                 sink->Write("whole", 5);
                 return sink->Finish();
               }).ok());

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "common/file_util.h"
+
 namespace berth {
 
 Hasher::Hasher(const EVP_MD* md) : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, md, nullptr); }
@@ -33,7 +35,7 @@ std::string Sha256Hex(std::string_view data) {
 
 Result<std::unique_ptr<FileSink>> FileSink::Open(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "wbx");
-  if (f == nullptr) return FailedPrecondition(path + ": cannot be written: " + std::strerror(errno));
+  if (f == nullptr) return ErrnoStatus(errno, path + ": cannot be written");
   return std::unique_ptr<FileSink>(new FileSink(path, f));
 }
 
@@ -58,7 +60,7 @@ Status FileSink::Finish() {
   bool closed = std::fclose(file_) == 0;
   file_ = nullptr;
   if (!error_.empty()) return FailedPrecondition(error_);
-  if (!flushed || !closed) return FailedPrecondition(path_ + ": write failed: " + std::strerror(errno));
+  if (!flushed || !closed) return ErrnoStatus(errno, path_ + ": write failed");
   digest_ = "sha256:" + hash_.HexDigest();
   return Status::Ok();
 }
@@ -235,7 +237,7 @@ Status TarWriter::AddBytes(const std::string& path, int mode, std::string_view d
 Status TarWriter::AddFile(const std::string& path, int mode, const std::string& source, uint64_t size,
                           const std::function<void(const char*, size_t)>& on_data) {
   FILE* f = std::fopen(source.c_str(), "rb");
-  if (f == nullptr) return FailedPrecondition(source + ": cannot be read: " + std::strerror(errno));
+  if (f == nullptr) return ErrnoStatus(errno, source + ": cannot be read");
   std::unique_ptr<FILE, int (*)(FILE*)> closer(f, std::fclose);
   RETURN_IF_ERROR(Header(path, '0', mode, size, ""));
   std::vector<char> buf(1 << 20);

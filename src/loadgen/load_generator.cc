@@ -3,25 +3,25 @@
 #include <simdjson.h>
 
 #include <algorithm>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
 
+#include "common/file_util.h"
 #include "common/json_writer.h"
+#include "net/http_client.h"
+#include "net/url.h"
+#include "protocol/v2/v2_client_codec.h"
 #include "protocol/v2/v2_codec.h"
 
 namespace berth {
@@ -41,141 +41,13 @@ constexpr uint64_t kMaxResponseBytes = uint64_t{1} << 32;
 // server does not turn the loop into a busy spin of errors.
 constexpr auto kReconnectBackoff = std::chrono::milliseconds(10);
 
-Result<int64_t> ParsePositive(std::string_view s, std::string_view what) {
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v < 1) {
-    return InvalidArgument(std::string(what) + ": expected a positive integer, got '" + std::string(s) + "'");
-  }
-  return v;
-}
-
-// Path segments go into the request target verbatim only when they are unreserved (RFC 3986).
-std::string PercentEncode(std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 }  // namespace
-
-Result<ServerUrl> ParseServerUrl(std::string_view url) {
-  auto bad = [&](std::string why) {
-    return InvalidArgument("URL '" + std::string(url) + "': " + why + " (expected http://host:port)");
-  };
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    return bad(url.find("://") == std::string_view::npos ? "no scheme" : "only http:// is supported");
-  }
-  std::string_view rest = url.substr(kScheme.size());
-  size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
-  if (path.find_first_of("?#") != std::string_view::npos) return bad("no query or fragment allowed");
-  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  if (authority.find('@') != std::string_view::npos) return bad("no user information allowed");
-  ServerUrl out;
-  std::string_view port;
-  if (!authority.empty() && authority[0] == '[') {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return bad("unterminated IPv6 address");
-    out.host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty() && after[0] != ':') return bad("unexpected text after the IPv6 address");
-    if (!after.empty()) port = after.substr(1);
-  } else {
-    size_t colon = authority.rfind(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-  }
-  if (out.host.empty()) return bad("no host");
-  if (port.empty()) {
-    out.port = "80";
-  } else {
-    auto p = ParsePositive(port, "port");
-    if (!p.ok() || *p > 65535) return bad("port must be 1..65535");
-    out.port = std::string(port);
-  }
-  out.prefix = std::string(path);
-  return out;
-}
-
-Result<std::vector<int>> ParseConcurrencyRange(std::string_view range) {
-  std::vector<int64_t> parts;
-  std::string_view rest = range;
-  while (true) {
-    size_t colon = rest.find(':');
-    auto v = ParsePositive(rest.substr(0, colon), "--concurrency-range '" + std::string(range) + "'");
-    if (!v.ok()) return v.status();
-    parts.push_back(*v);
-    if (colon == std::string_view::npos) break;
-    rest.remove_prefix(colon + 1);
-  }
-  if (parts.size() > 3) return InvalidArgument("--concurrency-range '" + std::string(range) + "': expected a:b:step");
-  int64_t first = parts[0];
-  int64_t last = parts.size() > 1 ? parts[1] : first;
-  int64_t step = parts.size() > 2 ? parts[2] : 1;
-  if (last < first) {
-    return InvalidArgument("--concurrency-range '" + std::string(range) + "': the end is below the start");
-  }
-  if (last > 10000) return InvalidArgument("--concurrency-range '" + std::string(range) + "': at most 10000");
-  std::vector<int> levels;
-  for (int64_t c = first; c <= last; c += step) levels.push_back(static_cast<int>(c));
-  return levels;
-}
-
-Result<std::pair<std::string, std::vector<int64_t>>> ParseShapeOption(std::string_view option) {
-  size_t colon = option.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == option.size()) {
-    return InvalidArgument("--shape '" + std::string(option) + "': expected NAME:d1,d2,...");
-  }
-  std::pair<std::string, std::vector<int64_t>> out{std::string(option.substr(0, colon)), {}};
-  std::string_view dims = option.substr(colon + 1);
-  while (true) {
-    size_t comma = dims.find(',');
-    auto d = ParsePositive(dims.substr(0, comma), "--shape '" + std::string(option) + "'");
-    if (!d.ok()) return d.status();
-    out.second.push_back(*d);
-    if (comma == std::string_view::npos) break;
-    dims.remove_prefix(comma + 1);
-  }
-  return out;
-}
-
-Result<ReportFormat> ParseReportFormat(std::string_view name) {
-  if (name == "table") return ReportFormat::kTable;
-  if (name == "json") return ReportFormat::kJson;
-  if (name == "csv") return ReportFormat::kCsv;
-  return InvalidArgument("--format '" + std::string(name) + "': expected table, json or csv");
-}
-
-int64_t PercentileOfSorted(const std::vector<int64_t>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  // Nearest rank: the smallest value with at least p% of the values at or below it.
-  // The epsilon keeps representation error (99.9% of 1000 = 999.0000000000001) from adding a rank.
-  double rank = std::ceil(p * static_cast<double>(sorted.size()) / 100.0 - 1e-9);
-  size_t index = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
-  return sorted[std::min(index, sorted.size() - 1)];
-}
 
 // Request bodies.
 
 namespace {
 
-struct InputSpec {
-  std::string name;
-  DataType dtype = DataType::kFp32;
-  std::vector<int64_t> shape;  // as the metadata gives it: -1 for any size
-};
+using InputSpec = V2TensorMetadata;
 
 struct ModelMetadata {
   std::vector<InputSpec> inputs;
@@ -186,33 +58,10 @@ struct ModelMetadata {
 };
 
 Result<ModelMetadata> ParseMetadata(std::string_view body) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (auto err = parser.parse(body.data(), body.size()).get(doc)) {
-    return InvalidArgument(std::string("model metadata is not JSON: ") + simdjson::error_message(err));
-  }
-  simdjson::dom::array inputs;
-  if (doc["inputs"].get(inputs)) return InvalidArgument("model metadata has no \"inputs\" array");
+  ASSIGN_OR_RETURN(V2ModelMetadata m, DecodeModelMetadata(body));
   ModelMetadata meta;
-  for (simdjson::dom::element in : inputs) {
-    InputSpec spec;
-    std::string_view name, dtype;
-    simdjson::dom::array shape;
-    if (in["name"].get(name) || in["datatype"].get(dtype) || in["shape"].get(shape)) {
-      return InvalidArgument("model metadata: an input lacks name, datatype or shape");
-    }
-    spec.name = std::string(name);
-    auto dt = ParseDataType(dtype);
-    if (!dt) return InvalidArgument("model metadata: input '" + spec.name + "': unknown datatype");
-    spec.dtype = *dt;
-    for (simdjson::dom::element d : shape) {
-      int64_t v = 0;
-      if (d.get(v)) return InvalidArgument("model metadata: input '" + spec.name + "': bad shape");
-      spec.shape.push_back(v);
-    }
-    if (meta.inputs.empty()) meta.batched = !spec.shape.empty() && spec.shape[0] == -1;
-    meta.inputs.push_back(std::move(spec));
-  }
+  meta.inputs = std::move(m.inputs);
+  meta.batched = !meta.inputs.empty() && !meta.inputs[0].shape.empty() && meta.inputs[0].shape[0] == -1;
   return meta;
 }
 
@@ -297,87 +146,12 @@ Result<std::string> SynthesizeRequest(const ModelMetadata& meta, const LoadGener
   return out;
 }
 
-// The binary tensor extension: a JSON header with binary_data_size per input
-// and a request for binary outputs, then the inputs' bytes in order.
-std::string EncodeBinaryRequest(const InferRequest& req, size_t* json_length) {
-  std::string out;
-  JsonWriter w(&out);
-  w.BeginObject();
-  if (req.has_id) {
-    w.Key("id");
-    w.String(req.id);
-  }
-  w.Key("inputs");
-  w.BeginArray();
-  for (const Tensor& t : req.inputs) {
-    w.BeginObject();
-    WriteTensorHeader(w, t.name, DataTypeName(t.dtype), t.shape);
-    w.Key("parameters");
-    w.BeginObject();
-    w.Key("binary_data_size");
-    w.Int(t.data.size());
-    w.EndObject();
-    w.EndObject();
-  }
-  w.EndArray();
-  if (!req.outputs.empty()) {
-    w.Key("outputs");
-    w.BeginArray();
-    for (const RequestedOutput& o : req.outputs) {
-      w.BeginObject();
-      w.Key("name");
-      w.String(o.name);
-      w.EndObject();
-    }
-    w.EndArray();
-  }
-  w.Key("parameters");
-  w.BeginObject();
-  w.Key("binary_data_output");
-  w.Bool(true);
-  w.EndObject();
-  w.EndObject();
-  *json_length = out.size();
-  for (const Tensor& t : req.inputs) out.append(t.data.begin(), t.data.end());
-  return out;
-}
-
-// One GET with a deadline covering connect, write and read.
-Result<http::response<http::string_body>> HttpGet(const tcp::resolver::results_type& endpoints,
-                                                  const std::string& host_header, const std::string& target,
-                                                  std::chrono::milliseconds timeout) {
-  asio::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  beast::flat_buffer buffer;
-  http::request<http::empty_body> req{http::verb::get, target, 11};
-  req.set(http::field::host, host_header);
-  http::response<http::string_body> res;
-  beast::error_code failure;
-  std::string_view stage = "connect";
-  stream.expires_after(timeout);
-  stream.async_connect(endpoints, [&](beast::error_code ec, const tcp::endpoint&) {
-    if (ec) return void(failure = ec);
-    stage = "send the request";
-    http::async_write(stream, req, [&](beast::error_code ec, size_t) {
-      if (ec) return void(failure = ec);
-      stage = "read the answer";
-      http::async_read(stream, buffer, res, [&](beast::error_code ec, size_t) { failure = ec; });
-    });
-  });
-  ioc.run();
-  if (failure) {
-    std::string why = failure == beast::error::timeout ? "timed out after " + std::to_string(timeout.count()) + " ms"
-                                                       : failure.message();
-    return Unavailable("cannot " + std::string(stage) + ": " + why);
-  }
-  return res;
-}
-
 }  // namespace
 
 struct LoadGenerator::Target {
-  tcp::resolver::results_type endpoints;
-  std::string request;  // the whole serialized HTTP request, sent as-is by every connection
+  Url origin;
+  tcp::resolver::results_type endpoints;  // resolved once: a reconnect does not resolve again
+  std::string request;                    // the whole serialized HTTP request, sent as-is by every connection
 };
 
 // The closed loop.
@@ -386,6 +160,7 @@ namespace {
 
 // What every connection of one level shares, read-only while the level runs.
 struct LoopContext {
+  const Url* origin;
   const tcp::resolver::results_type* endpoints;
   const std::string* request;  // the whole serialized HTTP request
   Clock::time_point start;     // the measurement window
@@ -406,43 +181,42 @@ struct WorkerStats {
 class Connection {
  public:
   Connection(asio::io_context& ioc, const LoopContext& ctx, WorkerStats* stats)
-      : stream_(ioc), backoff_(ioc), ctx_(ctx), stats_(stats) {}
+      : http_(std::make_shared<HttpConnection>(ioc, *ctx.origin, ClientOptions(ctx))),
+        backoff_(ioc),
+        ctx_(ctx),
+        stats_(stats) {}
 
   void Connect() {
-    stream_.expires_after(ctx_.timeout);
-    stream_.async_connect(*ctx_.endpoints, [this](beast::error_code ec, const tcp::endpoint&) {
-      if (ec) return Fail(ec);
-      beast::error_code ignored;
-      stream_.socket().set_option(tcp::no_delay(true), ignored);
+    http_->AsyncConnect(*ctx_.endpoints, [this](Status s) {
+      if (!s.ok()) return Fail(s);
       Send();
     });
   }
 
  private:
+  static HttpClientOptions ClientOptions(const LoopContext& ctx) {
+    HttpClientOptions o;
+    o.connect_timeout = ctx.timeout;
+    o.request_timeout = ctx.timeout;
+    return o;
+  }
+
   void Send() {
     sent_at_ = Clock::now();
     if (sent_at_ >= ctx_.end) return;  // its answer could not be counted
-    stream_.expires_after(ctx_.timeout);
-    asio::async_write(stream_, asio::buffer(*ctx_.request), [this](beast::error_code ec, size_t) {
-      if (ec) return Fail(ec);
-      parser_.emplace();
-      parser_->body_limit(kMaxResponseBytes);
-      http::async_read(stream_, buffer_, *parser_, [this](beast::error_code ec, size_t) { OnAnswer(ec); });
-    });
+    http_->AsyncExchange(*ctx_.request, kMaxResponseBytes, false, [this](Status s) { OnAnswer(s); });
   }
 
-  void OnAnswer(beast::error_code ec) {
-    if (ec) return Fail(ec);
+  void OnAnswer(const Status& s) {
+    if (!s.ok()) return Fail(s);
     Clock::time_point now = Clock::now();
-    const auto& res = parser_->get();
+    const auto& res = http_->response();
     if (ctx_.InWindow(now)) Record(res, now);
-    if (res.keep_alive()) return Send();
-    stream_.close();
-    buffer_.clear();
+    if (http_->reusable()) return Send();
     Connect();
   }
 
-  void Record(const http::response<http::string_body>& res, Clock::time_point now) {
+  void Record(const HttpConnection::Response& res, Clock::time_point now) {
     LevelResult& c = stats_->counts;
     ++c.requests;
     unsigned status = res.result_int();
@@ -460,7 +234,7 @@ class Connection {
   }
 
   // The JSON part of the answer (all of it, or the Inference-Header-Content-Length prefix) has "outputs".
-  bool HasOutputs(const http::response<http::string_body>& res) {
+  bool HasOutputs(const HttpConnection::Response& res) {
     std::string_view body = res.body();
     if (auto it = res.find("Inference-Header-Content-Length"); it != res.end()) {
       size_t n = 0;
@@ -474,26 +248,24 @@ class Connection {
     return !parser_json_.parse(body.data(), body.size()).get(doc) && !doc["outputs"].get(outputs);
   }
 
-  void Fail(beast::error_code ec) {
+  void Fail(const Status& s) {
+    bool timeout = s.code() == StatusCode::kDeadlineExceeded;
     if (ctx_.InWindow(Clock::now())) {
       ++stats_->counts.requests;
-      ++(ec == beast::error::timeout ? stats_->counts.timeouts : stats_->counts.connection_errors);
+      ++(timeout ? stats_->counts.timeouts : stats_->counts.connection_errors);
     }
-    stream_.close();
-    buffer_.clear();
+    http_->Close();
     // A timed-out request may still be answered later; only a fresh connection
     // keeps that answer from being read as the next one's.
-    if (ec == beast::error::timeout) return Connect();
+    if (timeout) return Connect();
     backoff_.expires_after(kReconnectBackoff);
     backoff_.async_wait([this](beast::error_code wait_ec) {
       if (!wait_ec) Connect();
     });
   }
 
-  beast::tcp_stream stream_;
+  std::shared_ptr<HttpConnection> http_;
   asio::steady_timer backoff_;
-  beast::flat_buffer buffer_;
-  std::optional<http::response_parser<http::string_body>> parser_;
   simdjson::dom::parser parser_json_;
   const LoopContext& ctx_;
   WorkerStats* stats_;
@@ -520,6 +292,8 @@ Result<std::unique_ptr<LoadGenerator>> LoadGenerator::Create(const LoadGenerator
   ASSIGN_OR_RETURN(ServerUrl url, ParseServerUrl(options.url));
 
   auto target = std::make_unique<Target>();
+  target->origin.host = url.host;
+  target->origin.port = url.port;
   {
     asio::io_context ioc;
     tcp::resolver resolver(ioc);
@@ -527,22 +301,26 @@ Result<std::unique_ptr<LoadGenerator>> LoadGenerator::Create(const LoadGenerator
     target->endpoints = resolver.resolve(url.host, url.port, ec);
     if (ec) return Unavailable("cannot resolve '" + url.host + "' in " + options.url + ": " + ec.message());
   }
-  bool ipv6 = url.host.find(':') != std::string::npos;
-  std::string host_header = (ipv6 ? "[" + url.host + "]" : url.host) + ":" + url.port;
+  std::string host_header = target->origin.HostHeader();
   std::string model_path = url.prefix + "/v2/models/" + PercentEncode(options.model);
   if (options.version > 0) model_path += "/versions/" + std::to_string(options.version);
 
-  auto answer = HttpGet(target->endpoints, host_header, model_path, std::chrono::milliseconds(options.timeout_ms));
+  HttpClientOptions client_options;
+  client_options.connect_timeout = client_options.request_timeout = std::chrono::milliseconds(options.timeout_ms);
+  client_options.user_agent = "berth-bench";
+  HttpClientRequest get;
+  get.url = target->origin;
+  get.url.target = model_path;
+  auto answer = HttpClient(client_options).Send(get);
   if (!answer.ok()) return Unavailable("server " + options.url + " is unreachable: " + answer.status().message());
-  if (answer->result_int() != 200) {
+  if (answer->status != 200) {
     std::string what = "model '" + options.model + "'" +
                        (options.version > 0 ? " version " + std::to_string(options.version) : std::string()) +
-                       ": GET " + model_path + " answered " + std::to_string(answer->result_int()) + " " +
-                       std::string(answer->reason());
-    if (!answer->body().empty()) what += ": " + answer->body().substr(0, 500);
+                       ": GET " + model_path + " answered " + std::to_string(answer->status) + " " + answer->reason;
+    if (!answer->body.empty()) what += ": " + answer->body.substr(0, 500);
     return NotFound(what);
   }
-  auto meta = ParseMetadata(answer->body());
+  auto meta = ParseMetadata(answer->body);
   if (!meta.ok()) return meta.status().WithContext("GET " + model_path);
   if (options.batch_size > 1 && !meta->batched) {
     return InvalidArgument("--batch-size " + std::to_string(options.batch_size) + ": model '" + options.model +
@@ -556,10 +334,12 @@ Result<std::unique_ptr<LoadGenerator>> LoadGenerator::Create(const LoadGenerator
   if (!options.input_data_path.empty()) {
     if (!options.shapes.empty()) return InvalidArgument("--shape does not apply to --input-data");
     source = "--input-data " + options.input_data_path;
-    std::ifstream in(options.input_data_path, std::ios::binary);
-    std::ostringstream text;
-    if (!in || !(text << in.rdbuf())) return InvalidArgument(source + ": cannot read the file, or it is empty");
-    body = text.str();
+    Result<std::string> text = ReadRegularFile(options.input_data_path, kMaxSynthesizedBytes);
+    if (!text.ok() || text->empty()) {
+      return InvalidArgument(source + ": cannot read the file, or it is empty" +
+                             (text.ok() ? std::string() : " (" + text.status().message() + ")"));
+    }
+    body = std::move(text).value();
   } else {
     ASSIGN_OR_RETURN(body, SynthesizeRequest(*meta, options));
   }
@@ -573,9 +353,9 @@ Result<std::unique_ptr<LoadGenerator>> LoadGenerator::Create(const LoadGenerator
   }
   std::optional<size_t> json_length;
   if (options.binary) {
-    size_t n = 0;
-    body = EncodeBinaryRequest(*decoded, &n);
-    json_length = n;
+    EncodedRequest encoded = EncodeInferRequest(*decoded, /*binary=*/true);
+    body = std::move(encoded.body);
+    json_length = encoded.json_length;
   }
 
   http::request<http::string_body> req{http::verb::post, model_path + "/infer", 11};
@@ -607,7 +387,12 @@ LevelResult LoadGenerator::Run(int connections) {
   threads = std::clamp(threads, 1, connections);
 
   auto seconds = [](double s) { return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); };
-  LoopContext ctx{&target_->endpoints,   &target_->request, {}, {}, std::chrono::milliseconds(options_.timeout_ms),
+  LoopContext ctx{&target_->origin,
+                  &target_->endpoints,
+                  &target_->request,
+                  {},
+                  {},
+                  std::chrono::milliseconds(options_.timeout_ms),
                   options_.check_outputs};
   ctx.start = Clock::now() + seconds(options_.warmup_s);
   ctx.end = ctx.start + seconds(options_.duration_s);
@@ -656,122 +441,6 @@ LevelResult LoadGenerator::Run(int connections) {
   out.throughput_rps = static_cast<double>(out.successes) / out.duration_s;
   out.throughput_rows_per_s = static_cast<double>(out.rows) / out.duration_s;
   return out;
-}
-
-// Reports.
-
-namespace {
-
-std::string Fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
-
-std::string StatusCounts(const LevelResult& r) {
-  std::string out;
-  for (const auto& [status, n] : r.status_counts) {
-    if (!out.empty()) out += " ";
-    out += std::to_string(status) + ":" + std::to_string(n);
-  }
-  return out;
-}
-
-std::string FormatTable(const RunDescription& run, const std::vector<LevelResult>& levels) {
-  std::string out = "berth bench " + run.url + "  model " + run.model + "  batch " + std::to_string(run.batch_size) +
-                    "  " + (run.binary ? "binary" : "json") + " body " + std::to_string(run.request_bytes) +
-                    " B  warmup " + Fixed(run.warmup_s, 1) + " s  window " + Fixed(run.duration_s, 1) + " s\n";
-  char line[256];
-  std::snprintf(line, sizeof line, "%11s %10s %11s %11s %9s %9s %9s %9s %9s %8s\n", "connections", "requests", "req/s",
-                "rows/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "errors");
-  out += line;
-  for (const LevelResult& r : levels) {
-    std::snprintf(line, sizeof line, "%11d %10lld %11.1f %11.1f %9lld %9lld %9lld %9lld %9lld %8lld\n", r.connections,
-                  static_cast<long long>(r.requests), r.throughput_rps, r.throughput_rows_per_s,
-                  static_cast<long long>(r.p50_us), static_cast<long long>(r.p90_us), static_cast<long long>(r.p99_us),
-                  static_cast<long long>(r.p999_us), static_cast<long long>(r.max_us),
-                  static_cast<long long>(r.errors()));
-    out += line;
-  }
-  for (const LevelResult& r : levels) {
-    if (r.errors() == 0) continue;
-    out += "errors with " + std::to_string(r.connections) + (r.connections == 1 ? " connection" : " connections") +
-           ": connection " + std::to_string(r.connection_errors) + ", timeouts " + std::to_string(r.timeouts) +
-           ", non-2xx " + std::to_string(r.non_2xx) + ", invalid answers " + std::to_string(r.invalid_responses);
-    if (!r.status_counts.empty()) out += " (status " + StatusCounts(r) + ")";
-    out += "\n";
-  }
-  return out;
-}
-
-// The numeric fields of one level's record, in the order both CSV and JSON use.
-std::vector<std::pair<std::string_view, std::string>> NumericFields(const LevelResult& r) {
-  auto i = [](int64_t v) { return std::to_string(v); };
-  return {{"connections", i(r.connections)},
-          {"requests", i(r.requests)},
-          {"duration_s", Fixed(r.duration_s, 3)},
-          {"throughput_rps", Fixed(r.throughput_rps, 1)},
-          {"p50_us", i(r.p50_us)},
-          {"p90_us", i(r.p90_us)},
-          {"p99_us", i(r.p99_us)},
-          {"p999_us", i(r.p999_us)},
-          {"max_us", i(r.max_us)},
-          {"errors", i(r.errors())},
-          {"non_2xx", i(r.non_2xx)},
-          {"throughput_rows_per_s", Fixed(r.throughput_rows_per_s, 1)},
-          {"mean_us", Fixed(r.mean_us, 1)},
-          {"connection_errors", i(r.connection_errors)},
-          {"timeouts", i(r.timeouts)},
-          {"invalid_responses", i(r.invalid_responses)}};
-}
-
-std::string FormatJson(const RunDescription& run, const std::vector<LevelResult>& levels) {
-  std::string out;
-  JsonWriter w(&out);
-  w.BeginArray();
-  for (const LevelResult& r : levels) {
-    w.BeginObject();
-    w.Key("model");
-    w.String(run.model);
-    w.Key("batch_size");
-    w.Int(run.batch_size);
-    for (const auto& [key, value] : NumericFields(r)) {
-      w.Key(key);
-      w.Raw(value);
-    }
-    w.Key("status_counts");
-    w.BeginObject();
-    for (const auto& [status, n] : r.status_counts) {
-      w.Key(std::to_string(status));
-      w.Int(n);
-    }
-    w.EndObject();
-    w.EndObject();
-  }
-  w.EndArray();
-  return out + "\n";
-}
-
-std::string FormatCsv(const std::vector<LevelResult>& levels) {
-  std::string out;
-  for (const auto& field : NumericFields(LevelResult{})) out += std::string(field.first) + ",";
-  out += "status_counts\n";
-  for (const LevelResult& r : levels) {
-    for (const auto& field : NumericFields(r)) out += field.second + ",";
-    out += StatusCounts(r) + "\n";
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string FormatResults(const RunDescription& run, const std::vector<LevelResult>& levels, ReportFormat format) {
-  switch (format) {
-    case ReportFormat::kJson: return FormatJson(run, levels);
-    case ReportFormat::kCsv: return FormatCsv(levels);
-    case ReportFormat::kTable: break;
-  }
-  return FormatTable(run, levels);
 }
 
 }  // namespace berth

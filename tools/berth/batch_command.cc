@@ -1,5 +1,8 @@
 #include "batch_command.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -7,8 +10,32 @@
 
 namespace berth {
 
+namespace {
+
+// --progress json: one JSON object a line on stderr.
+void PrintJsonProgress(const BatchProgress& p) {
+  std::fprintf(stderr,
+               "{\"event\":\"progress\",\"rows_read\":%lld,\"rows_written\":%lld,\"rows_rejected\":%lld,"
+               "\"bytes_read\":%llu,\"bytes_total\":%llu,\"elapsed_s\":%.3f,\"eta_s\":%.1f}\n",
+               static_cast<long long>(p.rows_read), static_cast<long long>(p.rows_written),
+               static_cast<long long>(p.rows_rejected), static_cast<unsigned long long>(p.bytes_done),
+               static_cast<unsigned long long>(p.bytes_total), p.elapsed_s, p.eta_s);
+  std::fflush(stderr);
+}
+
+// --progress bar: one line redrawn in place.
+void DrawProgressBar(const BatchProgress& p) {
+  double pct = p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 100.0;
+  std::fprintf(stderr, "\r\033[Kberth batch: %lld rows  %.1f MB/s  %.0f%%  ETA %.0f s",
+               static_cast<long long>(p.rows_read), p.bytes_per_s / 1e6, pct, p.eta_s);
+  std::fflush(stderr);
+}
+
+}  // namespace
+
 Subcommand AddBatchCommand(CLI::App& parent) {
   auto o = std::make_shared<BatchOptions>();
+  auto progress = std::make_shared<std::string>("auto");
   auto* app = parent.add_subcommand("batch", "Run a model over a CSV or JSON Lines file, streaming, losing no row");
   app->add_option("model_dir", o->model_dir, "Model directory (holding model.yaml and version directories)")
       ->required();
@@ -29,7 +56,7 @@ Subcommand AddBatchCommand(CLI::App& parent) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app->add_option("--version", o->version, "Model version (default: the highest)");
   app->add_option("--backend-dir", o->backend_dir, "Directory of backend plugins");
-  app->add_option("--progress", o->progress, "auto (a bar on a terminal), bar, json (lines on stderr) or none")
+  app->add_option("--progress", *progress, "auto (a bar on a terminal), bar, json (lines on stderr) or none")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "bar", "json", "none"}));
   app->add_option("--checkpoint-rows", o->checkpoint_rows, "Checkpoint at least every N rows")
@@ -44,13 +71,21 @@ Subcommand AddBatchCommand(CLI::App& parent) {
   app->add_option("--block-bytes", o->block_bytes, "Read size")
       ->capture_default_str()
       ->check(CLI::Range(size_t{4096}, size_t{1} << 30));
-  return {app, [o]() {
+  return {app, [o, progress]() {
+            bool bar = *progress == "bar" || (*progress == "auto" && ::isatty(STDERR_FILENO));
+            if (*progress == "json") {
+              o->on_progress = PrintJsonProgress;
+            } else if (bar) {
+              o->on_progress = DrawProgressBar;
+              o->progress_period_s = 0.25;
+            }
             auto summary = RunBatch(*o);
+            if (bar) std::fprintf(stderr, "\r\033[K");
             if (!summary.ok()) {
               std::cerr << "berth batch: " << summary.status().message() << "\n";
               return 1;
             }
-            if (o->progress == "json") std::cerr << summary->json << "\n";
+            if (*progress == "json") std::cerr << summary->json << "\n";
             std::cerr << summary->text << "\n";
             if (!summary->ok()) {
               std::cerr << "berth batch: FAILED: " << summary->rows_rejected

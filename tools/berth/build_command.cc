@@ -63,7 +63,7 @@ Status RunBuild(BuildFlags flags) {
   }
   if (!sbom.empty()) {
     std::string json = SpdxJson(image, DpkgIndex::Load(), Version());
-    RETURN_IF_ERROR(WriteFileAtomically(sbom, [&](ByteSink* sink) -> Status {
+    RETURN_IF_ERROR(WriteSinkAtomically(sbom, [&](ByteSink* sink) -> Status {
       if (!sink->Write(json.data(), json.size())) return FailedPrecondition(sink->error());
       return sink->Finish();
     }));

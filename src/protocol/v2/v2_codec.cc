@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -9,6 +10,7 @@
 #include <unordered_set>
 
 #include "common/json_writer.h"
+#include "protocol/v2/v2_client_codec.h"
 
 namespace berth {
 namespace {
@@ -219,8 +221,9 @@ struct PendingBinary {
 };
 
 Status DecodeInput(const element& in, size_t index, size_t json_size, InferRequest* req,
-                   std::vector<PendingBinary>* binary, std::unordered_set<std::string_view>* names) {
-  std::string where = "inputs[" + std::to_string(index) + "]";
+                   std::vector<PendingBinary>* binary, std::unordered_set<std::string_view>* names,
+                   std::string_view list = "inputs") {
+  std::string where = std::string(list) + "[" + std::to_string(index) + "]";
   if (in.type() != element_type::OBJECT) return InvalidArgument(where + ": expected an object, got " + TypeOf(in));
   Tensor t;
   std::string_view name;
@@ -510,6 +513,119 @@ EncodedResponse EncodeInferResponse(const InferResponse& r) {
     }
   }
   return out;
+}
+
+// --- the client side (v2_client_codec.h)
+
+EncodedRequest EncodeInferRequest(const InferRequest& req, bool binary) {
+  EncodedRequest out;
+  std::string& s = out.body;
+  JsonWriter w(&s);
+  w.BeginObject();
+  if (req.has_id) {
+    w.Key("id");
+    w.String(req.id);
+  }
+  w.Key("inputs");
+  w.BeginArray();
+  for (const Tensor& t : req.inputs) {
+    w.BeginObject();
+    WriteTensorHeader(w, t.name, DataTypeName(t.dtype), t.shape);
+    if (binary) {
+      w.Key("parameters");
+      w.BeginObject();
+      w.Key("binary_data_size");
+      w.Int(t.data.size());
+      w.EndObject();
+    } else {
+      w.Key("data");
+      WriteData(w, t);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  if (!req.outputs.empty()) {
+    w.Key("outputs");
+    w.BeginArray();
+    for (const RequestedOutput& o : req.outputs) {
+      w.BeginObject();
+      w.Key("name");
+      w.String(o.name);
+      if (o.binary && !binary) {
+        w.Key("parameters");
+        w.BeginObject();
+        w.Key("binary_data");
+        w.Bool(true);
+        w.EndObject();
+      }
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  if (binary || req.binary_output || req.timeout_us > 0) {
+    w.Key("parameters");
+    w.BeginObject();
+    if (binary || req.binary_output) {
+      w.Key("binary_data_output");
+      w.Bool(true);
+    }
+    if (req.timeout_us > 0) {
+      w.Key("timeout");
+      w.Int(req.timeout_us);
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  if (binary) {
+    out.json_length = s.size();
+    for (const Tensor& t : req.inputs) s.append(t.data.begin(), t.data.end());
+  }
+  return out;
+}
+
+Result<InferResponse> DecodeInferResponse(std::string_view body, std::optional<uint64_t> json_length) {
+  std::string_view json = body;
+  std::string_view binary;
+  if (json_length) {
+    if (*json_length > body.size()) {
+      return InvalidArgument("Inference-Header-Content-Length is " + std::to_string(*json_length) +
+                             " but the body has only " + std::to_string(body.size()) + " bytes");
+    }
+    json = body.substr(0, *json_length);
+    binary = body.substr(*json_length);
+  }
+  simdjson::dom::parser parser;
+  element doc;
+  if (auto err = parser.parse(json.data(), json.size()).get(doc)) {
+    return InvalidArgument(std::string("malformed JSON in the response: ") + simdjson::error_message(err));
+  }
+  if (doc.type() != element_type::OBJECT)
+    return InvalidArgument("response: expected a JSON object, got " + TypeOf(doc));
+  InferResponse resp;
+  std::string_view s;
+  if (!doc.at_key("model_name").get(s)) resp.model_name = std::string(s);
+  if (!doc.at_key("model_version").get(s)) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), resp.model_version);
+    if (ec != std::errc() || p != s.data() + s.size()) resp.model_version = 0;
+  }
+  if (!doc.at_key("id").get(s)) {
+    resp.id = std::string(s);
+    resp.has_id = true;
+  }
+  element outputs;
+  if (doc.at_key("outputs").get(outputs) || outputs.type() != element_type::ARRAY) {
+    return InvalidArgument("response: outputs: missing or not an array");
+  }
+  InferRequest tensors;  // the decoder of request inputs reads response outputs too: the same tensor objects
+  std::vector<PendingBinary> pending;
+  std::unordered_set<std::string_view> names;
+  size_t i = 0;
+  simdjson::dom::array list = outputs.get_array().value_unsafe();
+  for (element out : list) RETURN_IF_ERROR(DecodeInput(out, i++, json.size(), &tensors, &pending, &names, "outputs"));
+  RETURN_IF_ERROR(AttachBinary(binary, pending, &tensors));
+  resp.outputs = std::move(tensors.inputs);
+  resp.binary.assign(resp.outputs.size(), false);
+  return resp;
 }
 
 }  // namespace berth

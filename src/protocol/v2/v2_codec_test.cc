@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/json_writer.h"
+#include "protocol/v2/v2_client_codec.h"
 
 namespace berth {
 namespace {
@@ -147,6 +148,73 @@ TEST(EncodeTest, JsonAndBinaryOutputs) {
   int64_t back;
   std::memcpy(&back, e.body.data() + json.size(), 8);
   EXPECT_EQ(back, -7);
+}
+
+// The client half (v2_client_codec.h) against the server half: what one encodes the other decodes.
+TEST(V2ClientCodecTest, RequestsRoundTripThroughTheServerDecoder) {
+  InferRequest r;
+  r.id = "r1";
+  r.has_id = true;
+  Tensor x{"x", DataType::kFp32, {2, 2}, {}};
+  for (float f : {1.5f, -2.0f, 0.0f, 3.25f}) {
+    x.data.insert(x.data.end(), reinterpret_cast<uint8_t*>(&f), reinterpret_cast<uint8_t*>(&f) + 4);
+  }
+  Tensor s{"s", DataType::kBytes, {1}, {}};
+  AppendBytesElement("h\xc3\xa9", &s.data);
+  r.inputs = {x, s};
+  r.outputs = {{"y", false}};
+  for (bool binary : {false, true}) {
+    EncodedRequest e = EncodeInferRequest(r, binary);
+    EXPECT_EQ(e.json_length.has_value(), binary);
+    auto back = DecodeInferRequest(e.body, e.json_length);
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->id, "r1");
+    ASSERT_EQ(back->inputs.size(), 2u);
+    EXPECT_EQ(back->inputs[0].data, x.data);
+    EXPECT_EQ(back->inputs[0].shape, x.shape);
+    EXPECT_EQ(back->inputs[1].data, s.data);
+    ASSERT_EQ(back->outputs.size(), 1u);
+    EXPECT_EQ(back->binary_output, binary);
+  }
+}
+
+TEST(V2ClientCodecTest, ResponsesRoundTripJsonAndBinary) {
+  InferResponse r;
+  r.model_name = "m";
+  r.model_version = 3;
+  Tensor y{"y", DataType::kInt64, {3}, {}};
+  for (int64_t v : {int64_t{-1}, int64_t{0}, int64_t{1} << 40}) {
+    y.data.insert(y.data.end(), reinterpret_cast<uint8_t*>(&v), reinterpret_cast<uint8_t*>(&v) + 8);
+  }
+  r.outputs = {y};
+  for (bool binary : {false, true}) {
+    r.binary = {binary};
+    EncodedResponse e = EncodeInferResponse(r);
+    auto back = DecodeInferResponse(e.body, e.json_length);
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->model_name, "m");
+    EXPECT_EQ(back->model_version, 3);
+    ASSERT_EQ(back->outputs.size(), 1u);
+    EXPECT_EQ(back->outputs[0].data, y.data);
+    EXPECT_EQ(back->outputs[0].dtype, DataType::kInt64);
+  }
+  EXPECT_FALSE(DecodeInferResponse("{\"outputs\":7}", std::nullopt).ok());
+  EXPECT_FALSE(DecodeInferResponse("nope", std::nullopt).ok());
+  auto bad =
+      DecodeInferResponse(R"({"outputs":[{"name":"y","datatype":"FP32","shape":[2],"data":[1]}]})", std::nullopt);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("outputs[0]"), std::string::npos) << bad.status().message();
+}
+
+TEST(V2ClientCodecTest, ModelMetadata) {
+  auto m = DecodeModelMetadata(R"({"name":"mlp","versions":["1","2"],"platform":"torchscript",)"
+                               R"("inputs":[{"name":"x","datatype":"FP32","shape":[-1,16]}],)"
+                               R"("outputs":[{"name":"p","datatype":"FP32","shape":[-1,4]}]})");
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->versions, (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(m->inputs.at(0).shape, (std::vector<int64_t>{-1, 16}));
+  EXPECT_EQ(m->outputs.at(0).name, "p");
+  EXPECT_FALSE(DecodeModelMetadata(R"({"inputs":[{"name":"x"}]})").ok());
 }
 
 TEST(JsonWriterTest, InvalidUtf8BecomesReplacementCharacter) {
