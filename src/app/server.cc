@@ -89,6 +89,7 @@ Status RunServer(const ServerOptions& o) {
   spdlog::info("CPU budget: {}; HTTP I/O threads: {}{}", cpu.source, ho.threads,
                o.http_threads > 0 ? " (--http-threads)" : " (half the budget; executors use the rest)");
   ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> http, HttpServer::Create(ho, &handler));
+  handler.SetFrontEnd(http.get());
   spdlog::info("berth {} listening on http://{}:{}, repository {}, backends in {}", Version(), o.host, http->port(),
                o.model_repository, o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir);
   if (o.metrics_port != 0) {

@@ -33,6 +33,11 @@ struct InferOptions {
   // measured-fast model on its own thread (InstancePool, "inline
   // execution"). The server decides: only while the server is nearly idle.
   bool allow_inline = false;
+  // Requests the calling front end has read and not yet answered, this one
+  // included (HTTP counts until the response is written, which keeps the
+  // server "busy" a little longer than its own count does: measured, inline
+  // execution under load costs the I/O thread more than it saves). -1 = unknown.
+  int64_t caller_in_flight = -1;
   // When the request arrived: the deadline and the duration metric count
   // from here. Unset: when InferAsync is called.
   std::optional<std::chrono::steady_clock::time_point> received;
@@ -67,8 +72,9 @@ class InferenceServer {
     ModelRepository::Options repository;  // its warm-up hook is the server's own
     int64_t default_timeout_us = 0;       // queue timeout for requests that set none; 0 = none
     // Inline execution is allowed while at most this many requests are in
-    // flight on the whole server (one per I/O thread: under load the I/O
-    // threads are better spent reading and writing). 0 = never.
+    // flight (one per I/O thread: under load the I/O threads are better spent
+    // reading and writing), counting the server's own and what the calling
+    // front end reports, whichever is more. 0 = never.
     int64_t inline_slots = 0;
   };
 

@@ -207,6 +207,7 @@ void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version
   InferOptions options;
   options.received = std::chrono::steady_clock::now();
   options.allow_inline = true;  // this runs on an I/O thread; the server decides
+  if (front_end_) options.caller_in_flight = front_end_->InFlight();
   server_->InferAsync(
       model, version, DecodeBody(req),
       [respond = std::move(respond)](Result<InferResponse> result) {

@@ -18,6 +18,10 @@ class V2Handler final : public HttpHandler {
 
   void Handle(HttpRequest&& request, Responder respond) override;
 
+  // The front end this handler serves: its count of requests in flight
+  // goes with each inference (the server's inline-execution policy).
+  void SetFrontEnd(const FrontEnd* front_end) { front_end_ = front_end; }
+
  private:
   HttpResponse ServerMetadata() const;
   HttpResponse Ready() const;
@@ -30,6 +34,7 @@ class V2Handler final : public HttpHandler {
 
   InferenceServer* server_;
   AccessPolicy access_;
+  const FrontEnd* front_end_ = nullptr;
 };
 
 }  // namespace berth
