@@ -5,6 +5,8 @@
 
 #include <cstring>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "berth/backend_api.h"
 
@@ -41,6 +43,50 @@ std::optional<DataType> FromTorch(at::ScalarType t) {
   }
 }
 
+// LibTorch's messages carry a TorchScript traceback over several lines (and,
+// from C++ frames, the build machine's source paths). A client gets one
+// line: the exception's own message ("RuntimeError: ..." on the last line of
+// the traceback), with any absolute path cut to its file name.
+std::string OneLineError(const std::string& what) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= what.size()) {
+    size_t nl = what.find('\n', start);
+    std::string line = what.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
+    if (!line.empty()) lines.push_back(line);
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  std::string pick = lines.empty() ? std::string("unknown error") : lines.front();
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    size_t colon = it->find("Error: ");
+    if (colon != std::string::npos && it->find(' ') > colon) {  // "RuntimeError: ...", "builtins.ValueError: ..."
+      pick = *it;
+      if (pick.rfind("builtins.", 0) == 0) pick.erase(0, 9);
+      break;
+    }
+  }
+  // "/build/x/aten/src/ATen/native/Foo.cpp:12" -> "Foo.cpp:12"
+  std::string out;
+  for (size_t i = 0; i < pick.size(); ++i) {
+    if (pick[i] == '/' && (i == 0 || pick[i - 1] == ' ' || pick[i - 1] == '(' || pick[i - 1] == '"')) {
+      size_t end = pick.find_first_of(" \")'\"", i);
+      std::string path = pick.substr(i, end == std::string::npos ? std::string::npos : end - i);
+      size_t slash = path.rfind('/');
+      if (slash != std::string::npos && path.find('/', 1) != std::string::npos) {
+        out += path.substr(slash + 1);
+        i += path.size() - 1;
+        continue;
+      }
+    }
+    out.push_back(pick[i]);
+  }
+  constexpr size_t kMax = 500;
+  if (out.size() > kMax) out = out.substr(0, kMax) + "...";
+  return out;
+}
+
 class TorchScriptInstance final : public ModelInstance {
  public:
   TorchScriptInstance(torch::jit::Module module, BackendModelConfig config)
@@ -50,9 +96,9 @@ class TorchScriptInstance final : public ModelInstance {
     try {
       return Run(inputs, outputs);
     } catch (const c10::Error& e) {
-      return Internal(std::string("TorchScript error: ") + e.what_without_backtrace());
+      return Internal("TorchScript error: " + OneLineError(e.what_without_backtrace()));
     } catch (const std::exception& e) {
-      return Internal(std::string("TorchScript error: ") + e.what());
+      return Internal("TorchScript error: " + OneLineError(e.what()));
     }
   }
 
@@ -153,9 +199,10 @@ class TorchScriptBackend final : public Backend {
       module.eval();
       return std::unique_ptr<ModelInstance>(new TorchScriptInstance(std::move(module), ctx));
     } catch (const c10::Error& e) {
-      return InvalidArgument(ctx.model_file + ": not a loadable TorchScript model: " + e.what_without_backtrace());
+      return InvalidArgument(ctx.model_file +
+                             ": not a loadable TorchScript model: " + OneLineError(e.what_without_backtrace()));
     } catch (const std::exception& e) {
-      return InvalidArgument(ctx.model_file + ": not a loadable TorchScript model: " + e.what());
+      return InvalidArgument(ctx.model_file + ": not a loadable TorchScript model: " + OneLineError(e.what()));
     }
   }
 };

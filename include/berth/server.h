@@ -15,11 +15,14 @@ struct ServerOptions {
   std::string model_repository;
   std::string host = "0.0.0.0";
   uint16_t http_port = 8000;
-  uint16_t metrics_port = 8002;    // Prometheus /metrics; 0 = off
-  int http_threads = 0;            // 0 = from the CPU quota (cgroup) and affinity
-  int64_t request_timeout_ms = 0;  // queue timeout for requests without parameters.timeout_us; 0 = none
-  int64_t inline_max_us = 100;     // run a request on its I/O thread when the model is this fast; 0 = never
+  uint16_t metrics_port = 8002;           // Prometheus /metrics; 0 = off
+  int http_threads = 0;                   // 0 = from the CPU quota (cgroup) and affinity
+  int64_t request_timeout_ms = 0;         // queue timeout for requests without parameters.timeout_us; 0 = none
+  int64_t inline_max_us = 100;            // run a request on its I/O thread when the model is this fast; 0 = never
+  int64_t execution_timeout_ms = 120000;  // for models whose model.yaml sets none; 0 = no limit
   uint64_t max_request_bytes = 64ull << 20;
+  uint64_t max_inflight_body_bytes = 1ull << 30;  // request bodies held at once; beyond: 503
+  int64_t max_connections = 0;                    // 0 = what the descriptor limit allows
   uint32_t max_header_bytes = 16 << 10;
   int read_timeout_secs = 30;               // to receive one whole request once it started
   int idle_timeout_secs = 60;               // between requests on a keep-alive connection
@@ -32,8 +35,10 @@ struct ServerOptions {
   std::string auth_token_file;              // requires this bearer token for all but health
 };
 
-// Serves until SIGTERM or SIGINT, then drains. Returns an error only if the
-// server could not start (bad repository path, port in use).
+// Serves until SIGTERM or SIGINT, then drains. Returns an error if the
+// server could not start (bad repository path, port in use), and
+// DeadlineExceeded when the shutdown grace period ran out with requests
+// still unanswered (the message says how many).
 Status RunServer(const ServerOptions& options);
 
 struct PredictOptions {

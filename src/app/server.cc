@@ -74,16 +74,22 @@ Status RunServer(const ServerOptions& o) {
   ho.max_header_bytes = o.max_header_bytes;
   ho.read_timeout_secs = o.read_timeout_secs;
   ho.idle_timeout_secs = o.idle_timeout_secs;
+  ho.max_connections = o.max_connections;
+  ho.max_inflight_body_bytes = o.max_inflight_body_bytes;
 
   InferenceServer::Options so;
   so.repository.root = o.model_repository;
   so.repository.backend_dir = o.backend_dir;
   so.repository.inline_max_us = o.inline_max_us;
+  so.repository.execution_timeout_ms = o.execution_timeout_ms;
   so.default_timeout_us = o.request_timeout_ms * 1000;
   so.inline_slots = ho.threads;  // at most one request in flight per I/O thread runs inline
   ASSIGN_OR_RETURN(std::unique_ptr<InferenceServer> server, InferenceServer::Create(so));
 
-  V2Handler handler(server.get(), AccessPolicy(access));
+  V2Handler::Options vo;
+  vo.max_body_bytes = o.max_request_bytes;
+  vo.decode_threads = ThreadsFor(cpu.cpus / 2);
+  V2Handler handler(server.get(), AccessPolicy(access), vo);
   MetricsHandler metrics_handler([&server] { return server->MetricsSnapshot(); });
   ho.draining = &server->draining_flag();
   spdlog::info("CPU budget: {}; HTTP I/O threads: {}{}", cpu.source, ho.threads,
@@ -128,12 +134,16 @@ Status RunServer(const ServerOptions& o) {
   if (drained.unanswered > 0 || !server->loaded()) {
     // The grace period is over: executors still busy (or a model still
     // loading) cannot be joined in bounded time, so leave without them.
+    int code = 0;
     if (drained.unanswered > 0) {
-      spdlog::warn("shutdown grace period over with {} requests in flight", drained.unanswered);
+      spdlog::error("shutdown grace period ({} s) over with {} requests unanswered: they are dropped",
+                    o.shutdown_grace_secs, drained.unanswered);
+      code = 1;
+    } else {
+      spdlog::warn("exiting while models are still loading");
     }
-    spdlog::warn("exiting with work unfinished after the {} s shutdown grace period", o.shutdown_grace_secs);
     spdlog::shutdown();
-    std::_Exit(0);
+    std::_Exit(code);
   }
   loader.join();
   server->Stop();

@@ -68,16 +68,19 @@ class JsonWriter {
     out_->append(buf, r.ptr);
   }
 
-  // Shortest round-trip form; NaN and infinities as Python's json writes them.
+  // Shortest round-trip form. JSON has no NaN or infinity: NaN is written as
+  // null (what berth reads as a missing value) and ±infinity as ±1e999, a
+  // valid JSON number that overflows to ±infinity in Python's json, in
+  // JavaScript and in berth's own decoder.
   template <typename T>
   void Float(T v) {
     Sep();
     if (std::isnan(v)) {
-      out_->append("NaN");
+      out_->append("null");
       return;
     }
     if (std::isinf(v)) {
-      out_->append(v > 0 ? "Infinity" : "-Infinity");
+      out_->append(v > 0 ? "1e999" : "-1e999");
       return;
     }
     char buf[40];

@@ -256,7 +256,7 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
   if (!root.IsMap()) return r.Error("(top level)", "expected a mapping of keys, got " + ConfigReader::Describe(root));
   RETURN_IF_ERROR(r.OnlyKeys(root, "",
                              {"backend", "max_batch_size", "inputs", "outputs", "instances", "threads", "parameters",
-                              "dynamic_batching", "version_policy", "warmup", "transforms"}));
+                              "dynamic_batching", "version_policy", "warmup", "transforms", "execution_timeout_ms"}));
   ModelConfig c;
   c.name = model_name;
   if (!root["backend"]) return r.Error("backend", "missing (name the backend plugin, e.g. 'backend: torchscript')");
@@ -299,6 +299,10 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
     if (w["requests"]) {
       ASSIGN_OR_RETURN(c.warmup_requests, r.Int(w["requests"], "warmup.requests", 0, 10000));
     }
+  }
+  if (root["execution_timeout_ms"]) {
+    ASSIGN_OR_RETURN(c.execution_timeout_ms,
+                     r.Int(root["execution_timeout_ms"], "execution_timeout_ms", 0, int64_t{24} * 3600 * 1000));
   }
   if (const YAML::Node& tr = root["transforms"]; tr) {
     ASSIGN_OR_RETURN(c.transforms, ParseTransforms(tr, r));

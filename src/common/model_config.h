@@ -65,7 +65,13 @@ struct ModelConfig {
   std::optional<DynamicBatching> dynamic_batching;  // absent: each request runs alone
   int64_t max_queue_size = 1024;                    // waiting requests; beyond it: 503
   VersionPolicy version_policy;
-  int64_t warmup_requests = 0;  // synthetic executions before a version reports ready
+  // Synthetic requests (zeros) each version runs before it serves; a version
+  // whose warm-up fails never serves (a poll-mode update that fails every
+  // request is not promoted). `warmup: {requests: 0}` turns it off.
+  int64_t warmup_requests = 1;
+  // An execution longer than this fails its requests with 504 and reports
+  // the instance stuck. -1 = the server's --execution-timeout-ms; 0 = none.
+  int64_t execution_timeout_ms = -1;
   Transforms transforms;
 
   bool batched() const { return max_batch_size > 0; }

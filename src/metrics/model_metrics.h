@@ -41,6 +41,7 @@ struct ModelMetrics {
   std::atomic<uint64_t> queue_us{0};         // summed over requests
   std::atomic<uint64_t> compute_us{0};       // summed over requests
   std::atomic<int64_t> queue_depth{0};       // requests waiting now
+  std::atomic<int64_t> stuck_instances{0};   // instances executing past their execution timeout now
   Histogram request_duration_us;             // from body received to response ready
   Histogram batch_size;                      // rows per execution
 };

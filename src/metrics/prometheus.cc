@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -43,7 +44,9 @@ class Writer {
     }
     out_ += ' ';
     JsonWriter w(&out_);
-    if (value == static_cast<double>(static_cast<int64_t>(value))) {
+    if (!std::isfinite(value)) {  // the exposition format's own spellings
+      out_ += std::isnan(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf";
+    } else if (value == static_cast<double>(static_cast<int64_t>(value))) {
       w.Int(static_cast<int64_t>(value));
     } else {
       w.Float(value);
@@ -153,6 +156,8 @@ std::string RenderPrometheus(const std::vector<VersionMetrics>& versions) {
        [](const ModelMetrics& m) { return static_cast<double>(m.compute_us.load()); }},
       {{"berth_queue_depth", "gauge", "Requests waiting in the queue now."},
        [](const ModelMetrics& m) { return static_cast<double>(m.queue_depth.load()); }},
+      {{"berth_stuck_instances", "gauge", "Instances executing past their execution timeout now."},
+       [](const ModelMetrics& m) { return static_cast<double>(m.stuck_instances.load()); }},
   };
   for (const Counter& c : kCounters) {
     w.Header(c.family);

@@ -123,6 +123,8 @@ Result<ModelLoader::Built> ModelLoader::LoadBackendModel(const ModelSource& sour
   pool.version = resolved.version;
   pool.metrics = std::move(metrics);
   pool.inline_max_us = options_.inline_max_us;
+  pool.execution_timeout_ms =
+      resolved.config.execution_timeout_ms >= 0 ? resolved.config.execution_timeout_ms : options_.execution_timeout_ms;
   for (int i = 0; i < resolved.config.instances; ++i) {
     Result<std::unique_ptr<ModelInstance>> instance = Internal("backend threw an exception");
     try {

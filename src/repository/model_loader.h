@@ -60,6 +60,7 @@ class ModelLoader {
   struct Options {
     BackendRegistry* backends = nullptr;  // outlives the loader
     int64_t inline_max_us = 0;            // InstancePool::Options::inline_max_us
+    int64_t execution_timeout_ms = 0;     // for models whose config sets none; 0 = no limit
     WarmUp warmup;                        // none: versions serve without warm-up
   };
 

@@ -48,7 +48,8 @@ Result<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options options
 ModelRepository::ModelRepository(Options options)
     : options_(std::move(options)),
       backends_(options_.backend_dir),
-      loader_(ModelLoader::Options{&backends_, options_.inline_max_us, options_.warmup}) {
+      loader_(
+          ModelLoader::Options{&backends_, options_.inline_max_us, options_.execution_timeout_ms, options_.warmup}) {
   // Reasons reach clients (index, metadata, infer errors): they name files
   // relative to the repository and plugins by file name, never where the
   // server keeps them. The log keeps the full paths.

@@ -59,8 +59,9 @@ class ModelRepository {
  public:
   struct Options {
     std::string root;
-    std::string backend_dir;    // "" = DefaultBackendDir()
-    int64_t inline_max_us = 0;  // InstancePool::Options::inline_max_us for every model
+    std::string backend_dir;           // "" = DefaultBackendDir()
+    int64_t inline_max_us = 0;         // InstancePool::Options::inline_max_us for every model
+    int64_t execution_timeout_ms = 0;  // for models whose model.yaml sets none; 0 = no limit
     // The repository is the one model directory `root`, named `single_model`
     // (`berth predict`, `berth batch`); "" = root holds model directories.
     std::string single_model;

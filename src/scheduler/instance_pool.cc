@@ -41,6 +41,7 @@ Result<std::unique_ptr<InstancePool>> InstancePool::Create(Options options) {
   for (size_t i = 0; i < pool->options_.instances.size(); ++i) {
     pool->threads_.emplace_back([p = pool.get(), i] { p->RunExecutor(i); });
   }
+  pool->watchdog_ = std::thread([p = pool.get()] { p->Watchdog(); });
   return pool;
 }
 
@@ -74,9 +75,11 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
       refused = ResourceExhausted("model '" + config_.name + "': queue is full (" +
                                   std::to_string(config_.max_queue_size) + " requests waiting); retry later");
     } else {
+      bool timed = request->deadline != Clock::time_point::max();
       queue_.push_back(Item{std::move(request), std::move(done), Clock::now()});
       options_.metrics->queue_depth.fetch_add(1, std::memory_order_relaxed);
       wake_all = AnyLent();  // notify_one might wake only the executor of a lent instance
+      if (timed) watch_cv_.notify_one();
     }
   }
   if (!refused.ok()) return done(refused);
@@ -104,7 +107,7 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
     }
   } give_back{this, borrowed};
   batch.push_back(Item{std::move(request), std::move(done), Clock::now()});
-  RunBatch(*options_.instances[borrowed], batch);
+  RunBatch(borrowed, batch);
 }
 
 bool InstancePool::AnyLent() const {
@@ -135,10 +138,12 @@ void InstancePool::Stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  watch_cv_.notify_all();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  if (watchdog_.joinable()) watchdog_.join();
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return !AnyLent(); });  // a caller still running a request inline
 }
@@ -213,7 +218,6 @@ std::vector<InstancePool::Item> InstancePool::NextBatch(std::unique_lock<std::mu
 }
 
 void InstancePool::RunExecutor(size_t index) {
-  ModelInstance* instance = options_.instances[index].get();
   // "x:" + the model's name, as `top -H` and perf show it (15 characters at most).
   pthread_setname_np(pthread_self(), ("x:" + config_.name).substr(0, 15).c_str());
   for (;;) {
@@ -237,23 +241,24 @@ void InstancePool::RunExecutor(size_t index) {
       if (expired.empty()) return;  // stopping, and the queue is drained
       continue;
     }
-    RunBatch(*instance, batch);
+    RunBatch(index, batch);
   }
 }
 
-void InstancePool::RunBatch(ModelInstance& instance, std::vector<Item>& batch) {
+void InstancePool::RunBatch(size_t slot, std::vector<Item>& batch) {
   // Backends must not throw, but a plugin that does (or bad_alloc on a large
   // batch) fails these requests, not the process.
   try {
-    RunBatchUnguarded(instance, batch);
+    RunBatchUnguarded(slot, batch);
   } catch (const std::exception& e) {
+    if (!EndExecution(slot)) return;
     for (Item& item : batch) {
       if (item.done) Finish(item, Internal(std::string("model '") + config_.name + "': " + e.what()), 0, 0);
     }
   }
 }
 
-void InstancePool::RunBatchUnguarded(ModelInstance& instance, std::vector<Item>& batch) {
+void InstancePool::RunBatchUnguarded(size_t slot, std::vector<Item>& batch) {
   Clock::time_point start = Clock::now();
   ModelMetrics& m = *options_.metrics;
   std::vector<int64_t> rows;
@@ -266,9 +271,12 @@ void InstancePool::RunBatchUnguarded(ModelInstance& instance, std::vector<Item>&
   m.inference_count.fetch_add(static_cast<uint64_t>(total), std::memory_order_relaxed);
   m.batch_size.Observe(static_cast<uint64_t>(total));
 
+  ModelInstance& instance = *options_.instances[slot];
   if (batch.size() == 1) {  // nothing to merge or split
+    BeginExecution(slot, batch);
     Result<InferResponse> r = ExecuteRequest(instance, config_, options_.version, *batch[0].request);
     Clock::time_point end = Clock::now();
+    if (!EndExecution(slot)) return;
     // Only successes count: requests failing fast in the backend must not make a slow model look fast.
     if (r.ok()) Observe(total, std::chrono::duration<double, std::micro>(end - start).count());
     Finish(batch[0], std::move(r), MicrosBetween(batch[0].enqueued, start), MicrosBetween(start, end));
@@ -278,7 +286,9 @@ void InstancePool::RunBatchUnguarded(ModelInstance& instance, std::vector<Item>&
   for (Item& item : batch) requests.push_back(item.request.get());
   std::vector<Tensor> inputs = MergeInputs(requests);
   std::vector<Tensor> outputs;
+  BeginExecution(slot, batch);
   Status s = instance.Execute(inputs, &outputs);
+  if (!EndExecution(slot)) return;
   s = s.ok() ? ValidateOutputs(config_, total, outputs) : WithModel(config_, options_.version, s);
   Clock::time_point end = Clock::now();
   if (s.ok()) Observe(total, std::chrono::duration<double, std::micro>(end - start).count());
@@ -291,6 +301,92 @@ void InstancePool::RunBatchUnguarded(ModelInstance& instance, std::vector<Item>&
   for (size_t i = 0; i < batch.size(); ++i) {
     Finish(batch[i], MakeResponse(config_, options_.version, *batch[i].request, std::move(parts[i])),
            MicrosBetween(batch[i].enqueued, start), compute_us);
+  }
+}
+
+void InstancePool::BeginExecution(size_t slot, std::vector<Item>& batch) {
+  if (options_.execution_timeout_ms <= 0) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Slot& s = slots_[slot];
+    s.running = &batch;
+    s.timed_out = false;
+    s.must_end = Clock::now() + std::chrono::milliseconds(options_.execution_timeout_ms);
+  }
+  watch_cv_.notify_one();
+}
+
+bool InstancePool::EndExecution(size_t slot) {
+  if (options_.execution_timeout_ms <= 0) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  Slot& s = slots_[slot];
+  s.running = nullptr;
+  if (!s.timed_out) return true;
+  s.timed_out = false;
+  options_.metrics->stuck_instances.fetch_sub(1, std::memory_order_relaxed);
+  spdlog::warn("model '{}' version {}: instance {} returned after its execution timeout; it serves again", config_.name,
+               options_.version, slot);
+  return false;
+}
+
+void InstancePool::Watchdog() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    Clock::time_point now = Clock::now();
+    Clock::time_point next = now + std::chrono::seconds(1);
+    std::vector<Item> expired, timed_out;
+    std::vector<std::pair<size_t, int64_t>> stuck;  // slot, ms running
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->request->deadline < now) {
+        expired.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        next = std::min(next, it->request->deadline);
+        ++it;
+      }
+    }
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      Slot& s = slots_[i];
+      if (!s.running || s.timed_out) continue;
+      if (s.must_end <= now) {
+        for (Item& item : *s.running) {
+          if (item.done) timed_out.push_back(Item{nullptr, std::move(item.done), item.enqueued});
+          item.done = nullptr;
+        }
+        s.timed_out = true;
+        stuck.emplace_back(i, options_.execution_timeout_ms);
+        options_.metrics->stuck_instances.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        next = std::min(next, s.must_end);
+      }
+    }
+    if (!expired.empty() || !timed_out.empty()) {
+      lock.unlock();
+      options_.metrics->queue_depth.fetch_sub(static_cast<int64_t>(expired.size()), std::memory_order_relaxed);
+      for (Item& item : expired) {
+        int64_t waited = MicrosBetween(item.enqueued, now);
+        Finish(item,
+               Status(StatusCode::kDeadlineExceeded, "model '" + config_.name + "': request waited " +
+                                                         std::to_string(waited) + " us in the queue, past its timeout"),
+               waited, 0);
+      }
+      for (auto [slot, ms] : stuck) {
+        spdlog::error(
+            "model '{}' version {}: instance {} still executing after {} ms (execution timeout): its "
+            "requests fail with 504; the instance is stuck until the backend returns",
+            config_.name, options_.version, slot, ms);
+      }
+      for (Item& item : timed_out) {
+        Finish(item,
+               Status(StatusCode::kDeadlineExceeded, "model '" + config_.name + "': execution took longer than " +
+                                                         std::to_string(options_.execution_timeout_ms) +
+                                                         " ms (execution_timeout_ms)"),
+               0, options_.execution_timeout_ms * 1000);
+      }
+      lock.lock();
+      continue;
+    }
+    watch_cv_.wait_until(lock, next);
   }
 }
 

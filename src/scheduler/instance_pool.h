@@ -38,6 +38,9 @@ class InstancePool final : public Scheduler {
     std::vector<std::unique_ptr<ModelInstance>> instances;  // one executor thread each
     std::shared_ptr<ModelMetrics> metrics;                  // optional
     int64_t inline_max_us = 0;                              // 0 = never run on the caller's thread
+    // An execution that runs longer fails its requests with 504 at once; the
+    // instance is reported stuck until the backend returns. 0 = no limit.
+    int64_t execution_timeout_ms = 0;
   };
 
   // Starts one executor thread per instance.
@@ -58,6 +61,11 @@ class InstancePool final : public Scheduler {
   struct Slot {
     bool busy = false;  // its executor is running a batch
     bool lent = false;  // a caller runs a request on it inline
+    // While a batch executes: its requests (the watchdog may answer them
+    // when the execution passes its limit) and when it must end.
+    std::vector<Item>* running = nullptr;
+    std::chrono::steady_clock::time_point must_end;
+    bool timed_out = false;  // the watchdog answered `running`
   };
 
   explicit InstancePool(Options options);
@@ -75,8 +83,16 @@ class InstancePool final : public Scheduler {
   void Observe(int64_t rows, double micros);
   // Rows of queued requests, from the front, that could run as one batch.
   int64_t GatherableRows(size_t* count) const;
-  void RunBatch(ModelInstance& instance, std::vector<Item>& batch);
-  void RunBatchUnguarded(ModelInstance& instance, std::vector<Item>& batch);
+  void RunBatch(size_t slot, std::vector<Item>& batch);
+  void RunBatchUnguarded(size_t slot, std::vector<Item>& batch);
+  // Registers `batch` as executing on `slot` (for the watchdog).
+  void BeginExecution(size_t slot, std::vector<Item>& batch);
+  // After the backend returned: false when the watchdog already answered
+  // the batch (past its limit), so its results are dropped.
+  bool EndExecution(size_t slot);
+  // Answers queued requests whose deadline passed, and fails executions past
+  // their limit, on time (not when an executor frees up).
+  void Watchdog();
   void Finish(Item& item, Result<InferResponse> result, int64_t queue_us, int64_t compute_us);
 
   Options options_;
@@ -93,6 +109,8 @@ class InstancePool final : public Scheduler {
   double avg_rows_ = 0;   // GUARDED_BY(stats_mu_)
   int64_t observed_ = 0;  // GUARDED_BY(stats_mu_)
   std::vector<std::thread> threads_;
+  std::condition_variable watch_cv_;  // wakes the watchdog: a new deadline, or stopping
+  std::thread watchdog_;
 };
 
 // Runs one request on `instance`: execute, check outputs, build the response.

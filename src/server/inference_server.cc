@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <future>
 
+#include "common/logging.h"
 #include "request/validate.h"
 
 namespace berth {
@@ -100,7 +101,7 @@ void InferenceServer::Run(std::shared_ptr<ModelVersion> mv, std::unique_ptr<Infe
           (result.ok() ? m.request_success : m.request_failure).fetch_add(1, std::memory_order_relaxed);
         }
         if (!result.ok() && result.status().code() == StatusCode::kInternal) {
-          spdlog::warn("{}", result.status().message());
+          WarnRateLimited(result.status().message());
         }
         done(std::move(result));
       },

@@ -195,7 +195,7 @@ outputs: [{name: v, datatype: INT8, shape: [1]}]
 
 
 def test_a_failing_model_rejects_every_row_with_its_error(tmp_path):
-    model = write_model(tmp_path / "repo", "m", IDENTITY3 + "parameters: {fail: 'true'}\n")
+    model = write_model(tmp_path / "repo", "m", IDENTITY3 + "parameters: {fail: 'true'}\nwarmup: {requests: 0}\n")
     inp = tmp_path / "in.csv"
     inp.write_text("x,y,z\n" + "1,2,3\n" * 40)
     out = tmp_path / "out.csv"
@@ -220,6 +220,7 @@ transforms:
   fill_missing: {plan: basic, income: 100}
   standardize: {age: [40, 10]}
   one_hot: {plan: [basic, pro, team]}
+warmup: {requests: 0}  # a synthetic request of zeros has 1 value, not the 5 the output declares
 """)
     inp = tmp_path / "in.csv"
     inp.write_text("age,plan,income\n50,pro,7\n30,,\n45,gold,1\n20,team,x\n")

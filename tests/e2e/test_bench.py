@@ -48,7 +48,7 @@ def server(tmp_path_factory):
     write_model(repo, "alltypes", identity_yaml([(dt.lower(), dt, [2, -1]) for dt in DATATYPES]))
     write_model(repo, "fixed", identity_yaml([("x", "INT32", [3])]))
     write_model(repo, "batched", identity_yaml([("x", "FP32", [4]), ("s", "BYTES", [-1])], mbs=8))
-    write_model(repo, "fail", identity_yaml([("x", "FP32", [-1])], params='{fail: "true"}'))
+    write_model(repo, "fail", identity_yaml([("x", "FP32", [-1])], params='{fail: "true"}') + "warmup: {requests: 0}\n")
     write_model(repo, "slow", identity_yaml([("x", "FP32", [-1])], params='{delay_ms: "300"}'))
     s = Server(repo)
     yield s

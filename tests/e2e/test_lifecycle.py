@@ -98,16 +98,25 @@ def test_sigterm_drains_in_flight_requests(tmp_path, start_server, instances, de
     t_sig = time.time()
     s.proc.send_signal(signal.SIGTERM)
 
-    # the listener closes promptly, while the in-flight requests are still running
-    refused_while_running = False
-    deadline = time.time() + 1.0
-    while time.time() < deadline:
-        if connect_refused(s.port):
-            refused_while_running = s.proc.poll() is None
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("new connections still accepted 1 s after SIGTERM")
+    # while the in-flight requests still run, a new connection is answered 503 with Connection: close (a clean
+    # refusal a load balancer understands), not refused at the TCP level
+    time.sleep(0.2)
+    assert s.proc.poll() is None
+    late = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    late.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    late.settimeout(5)
+    try:
+        while True:
+            chunk = late.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    late.close()
+    assert got.startswith(b"HTTP/1.1 503"), got
+    assert b"connection: close" in got.lower() and b"shutting down" in got, got
 
     for i, c in enumerate(conns):
         status, body = read_response(c)
@@ -118,8 +127,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path, start_server, instances, de
     rc = s.proc.wait(timeout=8 + 5)
     assert rc == 0, s.logs()[-3000:]
     assert time.time() - t_sig < 8 + 5
-    assert refused_while_running, "listener was only closed when the process exited"
-    assert connect_refused(s.port)
+    assert connect_refused(s.port)  # once it exited
 
 
 @pytest.mark.parametrize("n_requests", [1, 3], ids=["executing", "with-queue"])
@@ -142,7 +150,9 @@ def test_sigterm_grace_period_bounds_shutdown(tmp_path, start_server, n_requests
         for c in conns:
             c.close()
     assert time.time() - t0 < 1 + 4
-    assert rc == 0, s.logs()[-3000:]
+    # requests were dropped: a failed shutdown, and the log says how many
+    assert rc == 1, s.logs()[-3000:]
+    assert f"{n_requests} requests unanswered" in s.logs(), s.logs()[-3000:]
 
 
 def test_sigterm_idle_server_exits_quickly(tmp_path, start_server):

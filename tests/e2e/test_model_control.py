@@ -761,7 +761,8 @@ warmup: {requests: 2}
 def test_warmup_failure_leaves_model_unavailable(tmp_path, start_server):
     repo = tmp_path / "models"
     write_model(repo, "wfail", identity_yaml(fail=True, extra="warmup: {requests: 1}\n"), versions=(1, 2))
-    write_model(repo, "nowarm", identity_yaml(fail=True))  # fails only when it runs
+    write_model(repo, "warm_by_default", identity_yaml(fail=True))  # one warm-up request unless told otherwise
+    write_model(repo, "nowarm", identity_yaml(fail=True, extra="warmup: {requests: 0}\n"))  # fails only when it runs
     write_model(repo, "ok", identity_yaml(extra="warmup: {requests: 2}\n"))
     s = start_server(repo)
     got = rows(s, "wfail")
@@ -774,6 +775,8 @@ def test_warmup_failure_leaves_model_unavailable(tmp_path, start_server):
     assert s.get("/v2/models/wfail/versions/2/ready").status_code == 503
     assert s.get("/v2/models/wfail").status_code == 503
 
+    default = rows(s, "warm_by_default")
+    assert default and default[0]["state"] == "UNAVAILABLE" and "warm-up request 1" in default[0]["reason"], default
     assert [(e["state"], e["reason"]) for e in rows(s, "nowarm")] == [("READY", "")]
     assert s.infer("nowarm", body([1])["inputs"]).status_code == 500
     infer_ok(s, "ok")

@@ -155,7 +155,7 @@ def main_repo(repo):
     write_model(repo, "batched", identity_yaml([("x", "FP32", [3])], [("y", "FP32", [3])], mbs=4))
     write_model(repo, "fixed", identity_yaml([("x", "INT32", [2, 3])], [("y", "INT32", [2, 3])]))
     write_model(repo, "fail", identity_yaml([("x", "FP32", [-1])], [("y", "FP32", [-1])],
-                                            params='{fail: "true"}'))
+                                            params='{fail: "true"}') + "warmup: {requests: 0}\n")
 
 
 @pytest.fixture(scope="module")

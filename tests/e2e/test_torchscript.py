@@ -464,7 +464,8 @@ outputs:
 def failing_server(tmp_path, start_server):
     repo = tmp_path / "repo"
     write_model(repo, "boom", ONE_IN_ONE_OUT, files={"1/model.pt": scripted_bytes(Boom())})
-    write_model(repo, "badmatmul", ONE_IN_ONE_OUT,
+    # a warm-up request ([1] zeros) would fail it: this one is about failing at run time
+    write_model(repo, "badmatmul", ONE_IN_ONE_OUT + "warmup: {requests: 0}\n",
                 files={"1/model.pt": scripted_bytes(BadMatmul())})
     add_good_multiply(repo)
     return start_server(repo)

@@ -44,9 +44,26 @@ int main(int argc, char** argv) {
                    "has no dynamic batching and takes at most this long (measured); 0 = never")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
+  serve
+      ->add_option("--execution-timeout-ms", serve_opts.execution_timeout_ms,
+                   "An execution longer than this fails its requests with 504 and reports the instance stuck, for "
+                   "models whose model.yaml sets no execution_timeout_ms; 0 = no limit")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{24} * 3600 * 1000));
   serve->add_option("--max-request-bytes", serve_opts.max_request_bytes, "Largest request body accepted (413 above)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  serve
+      ->add_option("--max-inflight-body-bytes", serve_opts.max_inflight_body_bytes,
+                   "Request bodies held at once over all connections; a request beyond it gets 503 before its body "
+                   "is read")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1} << 10, uint64_t{1} << 44));
+  serve
+      ->add_option("--max-connections", serve_opts.max_connections,
+                   "Open connections (0 = what the file descriptor limit allows); 32 more are kept for health checks")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   serve->add_option("--max-header-bytes", serve_opts.max_header_bytes, "Largest request header block (431 above)")
       ->capture_default_str()
       ->check(CLI::Range(uint32_t{256}, uint32_t{1} << 24));

@@ -1,7 +1,11 @@
 #include "protocol/http/http_server.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
@@ -18,6 +22,7 @@
 #include <vector>
 
 #include "common/json_writer.h"
+#include "protocol/http/request_parser.h"
 
 namespace berth {
 
@@ -30,6 +35,18 @@ struct HttpServer::Shared {
   Options options;
   bool draining() const { return options.draining != nullptr && options.draining->load(); }
   std::atomic<int64_t> in_flight{0};
+  std::atomic<int64_t> connections{0};  // open sessions, over every listener
+  int64_t max_connections = 0;          // resolved from the options and the descriptor limit
+  std::atomic<uint64_t> body_bytes{0};  // request bodies being received or handled, reserved per request
+  int spare_fd = -1;                    // given up to accept (and refuse) a connection when out of descriptors
+  // Reserves `n` body bytes against --max-inflight-body-bytes; false when they do not fit.
+  bool ReserveBody(uint64_t n) {
+    uint64_t cur = body_bytes.load();
+    do {
+      if (n > options.max_inflight_body_bytes || cur > options.max_inflight_body_bytes - n) return false;
+    } while (!body_bytes.compare_exchange_weak(cur, cur + n));
+    return true;
+  }
   net::io_context ioc;
   // Keeps the I/O threads running while nothing is pending on a socket (a
   // request executing elsewhere will post its response here).
@@ -46,88 +63,6 @@ struct HttpServer::Shared {
 
 namespace {
 
-// Beast keeps a field's name and value lengths in 16 bits and throws
-// std::length_error (from inside async_read, past every handler) for a longer
-// one; refuse such a field as a header-limit error instead.
-constexpr size_t kMaxFieldBytes = 65000;
-
-// Beast's request parser, with two changes: a field too long for Beast is an
-// error, not an exception, and the trailer section of a chunked body is
-// counted and dropped. Trailer fields never join the headers that handlers
-// read (RFC 9110 6.5.1: a recipient may discard them), so a trailer cannot
-// add, say, an Authorization or Inference-Header-Content-Length after the
-// headers were checked.
-class RequestParser final : public http::request_parser<http::string_body> {
- public:
-  explicit RequestParser(uint64_t max_trailer_bytes) : max_trailer_bytes_(max_trailer_bytes) {}
-
-  // Why the last header_limit error happened ("" for Beast's own limit).
-  const std::string& refusal() const { return refusal_; }
-
- private:
-  void on_field_impl(http::field name, beast::string_view name_string, beast::string_view value,
-                     beast::error_code& ec) override {
-    if (name_string.size() > kMaxFieldBytes || value.size() > kMaxFieldBytes) {
-      refusal_ = std::string(is_header_done() ? "a trailer field" : "a header field") + " is longer than " +
-                 std::to_string(kMaxFieldBytes) + " bytes";
-      ec = http::error::header_limit;
-      return;
-    }
-    if (is_header_done()) {  // a trailer field
-      trailer_bytes_ += name_string.size() + value.size() + 4;
-      if (trailer_bytes_ > max_trailer_bytes_) {
-        refusal_ = "the trailer section is larger than the limit of " + std::to_string(max_trailer_bytes_) +
-                   " bytes (--max-header-bytes)";
-        ec = http::error::header_limit;
-      }
-      return;
-    }
-    get().insert(name, name_string, value);
-  }
-
-  uint64_t max_trailer_bytes_;
-  uint64_t trailer_bytes_ = 0;
-  std::string refusal_;
-};
-
-// Checks the message framing that Beast leaves to us (RFC 9112 6.1): a
-// Transfer-Encoding must end in exactly one `chunked`, with no other coding
-// (we decode none), and only in HTTP/1.1. Anything else would let the body
-// be read as the next request (request smuggling), so it is refused and the
-// connection closed. Returns the status to answer with, or nullopt if fine.
-std::optional<std::pair<http::status, std::string>> CheckFraming(const RequestParser& parser) {
-  const auto& req = parser.get();
-  auto [first, last] = req.equal_range(http::field::transfer_encoding);
-  if (first == last) return std::nullopt;
-  using Refusal = std::pair<http::status, std::string>;
-  if (req.version() < 11) return Refusal{http::status::bad_request, "Transfer-Encoding in an HTTP/1.0 request"};
-  std::vector<std::string> codings;
-  for (auto it = first; it != last; ++it) {
-    std::string_view v = it->value();
-    while (!v.empty()) {
-      size_t comma = v.find(',');
-      std::string_view token = v.substr(0, comma);
-      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-      if (token.empty()) continue;
-      std::string lower(token);
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      codings.push_back(std::move(lower));
-    }
-  }
-  if (codings.empty() || codings.back() != "chunked" || !parser.chunked()) {
-    return Refusal{http::status::bad_request,
-                   "Transfer-Encoding: the final transfer coding must be chunked (RFC 9112 6.1)"};
-  }
-  if (codings.size() == 1) return std::nullopt;
-  if (std::count(codings.begin(), codings.end(), "chunked") > 1) {
-    return Refusal{http::status::bad_request, "Transfer-Encoding: chunked is applied more than once"};
-  }
-  return Refusal{http::status::not_implemented,
-                 "Transfer-Encoding: only chunked is supported (for compressed bodies use Content-Encoding)"};
-}
-
 HttpResponse PlainError(http::status status, const std::string& message, unsigned version) {
   HttpResponse res{status, version};
   res.set(http::field::content_type, "application/json");
@@ -138,19 +73,31 @@ HttpResponse PlainError(http::status status, const std::string& message, unsigne
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, HttpServer::Shared* shared, HttpHandler* handler)
+  Session(tcp::socket&& socket, HttpServer::Shared* shared, HttpHandler* handler, bool reserve_only)
       : stream_(std::move(socket)),
         // Bounded: what is buffered beyond the parser (a header block or a
         // trailer section being gathered, pipelined bytes) never outgrows the
         // header limit plus one read. Bodies go straight into their string.
         buffer_(static_cast<size_t>(shared->options.max_header_bytes) + (64 << 10)),
         shared_(shared),
-        handler_(handler) {
+        handler_(handler),
+        reserve_only_(reserve_only) {
+    chunk_budget_ = [this](std::uint64_t size, beast::string_view, beast::error_code& ec) {
+      if (!shared_->ReserveBody(size)) {
+        over_budget_ = true;
+        ec = http::error::body_limit;
+        return;
+      }
+      reserved_ += size;
+    };
     // flat_buffer reads at most its free capacity (512 bytes when empty): read bodies 64 KiB at a time.
     buffer_.reserve(64 << 10);
   }
 
-  ~Session() { Done(); }  // a responder dropped without answering must not stall the drain
+  ~Session() {
+    Done();  // a responder dropped without answering must not stall the drain
+    shared_->connections.fetch_sub(1);
+  }
 
   void Start() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::ReadHeader, shared_from_this()));
@@ -163,8 +110,15 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace(opts().max_header_bytes);
     parser_->header_limit(opts().max_header_bytes);
     parser_->body_limit(opts().max_body_bytes);
+    // A chunked body reserves its bytes chunk by chunk (a Content-Length body at once, in OnHeader).
+    parser_->on_chunk_header(chunk_budget_);
     // A new connection must send its request promptly; a kept-alive one may idle longer.
-    stream_.expires_after(std::chrono::seconds(requests_ == 0 ? opts().read_timeout_secs : opts().idle_timeout_secs));
+    // A connection of the reserve gets one second: it exists for a quick health check, and an idle one must not
+    // keep the next health check out.
+    auto timeout = reserve_only_
+                       ? std::chrono::seconds(1)
+                       : std::chrono::seconds(requests_ == 0 ? opts().read_timeout_secs : opts().idle_timeout_secs);
+    stream_.expires_after(timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
@@ -172,10 +126,28 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec, std::size_t) {
     if (ec) return OnReadError(ec);
     stream_.expires_after(std::chrono::seconds(opts().read_timeout_secs));
-    if (auto refusal = CheckFraming(*parser_)) return WriteAndLinger(PlainError(refusal->first, refusal->second, 11));
-    auto expect = parser_->get()[http::field::expect];
-    if (beast::iequals(expect, "100-continue") && parser_->get().version() >= 11) {
-      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, parser_->get().version());
+    if (auto refusal = CheckRequestHead(*parser_))
+      return WriteAndLinger(PlainError(refusal->first, refusal->second, 11));
+    const HttpRequest& head = parser_->get();
+    // Everything below is decided on the headers alone, before a byte of the
+    // body is read (or 100 Continue invites it).
+    if (shared_->draining()) {
+      return WriteAndLinger(PlainError(http::status::service_unavailable, "server is shutting down", 11));
+    }
+    if (reserve_only_ && !handler_->Essential(head)) {
+      HttpResponse res = PlainError(
+          http::status::service_unavailable,
+          "too many connections (--max-connections " + std::to_string(shared_->max_connections) + "); retry later", 11);
+      res.set(http::field::retry_after, "1");
+      return WriteAndLinger(std::move(res));
+    }
+    if (std::optional<HttpResponse> refused = handler_->Admit(head)) return WriteAndLinger(std::move(*refused));
+    if (auto length = parser_->content_length(); length && *length > 0 && *length <= opts().max_body_bytes) {
+      if (!shared_->ReserveBody(*length)) return RefuseOverBudget();
+      reserved_ += *length;
+    }
+    if (head.find(http::field::expect) != head.end() && head.version() >= 11) {  // 100-continue (CheckRequestHead)
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, head.version());
       http::async_write(stream_, *cont, [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
         if (ec) return self->Close();
         self->ReadBody();
@@ -183,6 +155,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     ReadBody();
+  }
+
+  void RefuseOverBudget() {
+    HttpResponse res = PlainError(http::status::service_unavailable,
+                                  "too many request bodies in flight (--max-inflight-body-bytes " +
+                                      std::to_string(opts().max_inflight_body_bytes) + "); retry later",
+                                  11);
+    res.set(http::field::retry_after, "1");
+    WriteAndLinger(std::move(res));
   }
 
   void ReadBody() {
@@ -200,11 +181,6 @@ class Session : public std::enable_shared_from_this<Session> {
     if (head_) parser_->get().method(http::verb::get);
     shared_->in_flight.fetch_add(1);
     counted_ = true;
-    if (shared_->draining()) {
-      // Draining: requests already running finish; a new one on a kept-alive connection is refused.
-      Claim(requests_);
-      return Write(PlainError(http::status::service_unavailable, "server is shutting down", version_));
-    }
     // Always posted, also when answered on this I/O thread (an error, or a request run inline): writing from
     // inside the handler (dispatch) measured no faster at one connection on the build VM.
     Responder respond = [self = shared_from_this(), n = requests_](HttpResponse&& res) {
@@ -232,6 +208,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec == beast::error::timeout) spdlog::debug("closing connection: read timed out");
       return Close();
     }
+    if (ec == http::error::body_limit && over_budget_) return RefuseOverBudget();
     if (ec == http::error::body_limit) {
       return WriteAndLinger(PlainError(http::status::payload_too_large,
                                        "request body is larger than the limit of " +
@@ -254,7 +231,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(HttpResponse&& res) {
-    bool close = !keep_alive_ || shared_->draining();
+    bool close = !keep_alive_ || shared_->draining() || reserve_only_;  // the reserve serves one request
     res.version(version_);
     res.keep_alive(!close);
     res.set(http::field::server, "berth");
@@ -308,6 +285,10 @@ class Session : public std::enable_shared_from_this<Session> {
       counted_ = false;
       shared_->in_flight.fetch_sub(1);
     }
+    if (reserved_ > 0) {
+      shared_->body_bytes.fetch_sub(reserved_);
+      reserved_ = 0;
+    }
   }
 
   void Close() {
@@ -329,9 +310,31 @@ class Session : public std::enable_shared_from_this<Session> {
   std::atomic<uint64_t> answered_{0};  // the last request answered (Claim)
   bool keep_alive_ = true;
   bool counted_ = false;
+  bool reserve_only_;         // opened beyond --max-connections: essential requests only (health checks)
+  bool over_budget_ = false;  // a chunk did not fit --max-inflight-body-bytes
+  uint64_t reserved_ = 0;     // body bytes this request holds against the budget
+  // Beast keeps a reference to the callback: it lives as long as the session.
+  std::function<void(std::uint64_t, beast::string_view, beast::error_code&)> chunk_budget_;
   bool head_ = false;
   unsigned version_ = 11;
 };
+
+// Out of descriptors, a waiting client would sit in the backlog until it
+// gives up. Give up the spare descriptor, accept one connection with it,
+// answer 503 and close, then take the spare back: clients see a clean refusal.
+void RefuseOneWithTheSpareFd(HttpServer::Shared* shared, HttpServer::Shared::Listener* l) {
+  ::close(shared->spare_fd);
+  shared->spare_fd = -1;
+  int fd = ::accept4(l->acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd >= 0) {
+    static constexpr char kRefusal[] =
+        "HTTP/1.1 503 Service Unavailable\r\nServer: berth\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 50\r\nConnection: close\r\n\r\n{\"error\":\"server is out of file descriptors; retry\"}";
+    (void)!::send(fd, kRefusal, sizeof kRefusal - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::close(fd);
+  }
+  shared->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
 void Accept(HttpServer::Shared* shared, HttpServer::Shared::Listener* l) {
   // With several I/O threads a connection's handlers run on a strand (its
@@ -342,6 +345,7 @@ void Accept(HttpServer::Shared* shared, HttpServer::Shared::Listener* l) {
   l->acceptor.async_accept(executor, [shared, l](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !l->acceptor.is_open()) return;
     if (ec) {
+      if (ec == net::error::no_descriptors && shared->spare_fd >= 0) RefuseOneWithTheSpareFd(shared, l);
       // Out of file descriptors (or similar): back off instead of spinning, and log once a second at most.
       auto now = std::chrono::steady_clock::now();
       if (now - l->last_accept_warning > std::chrono::seconds(1)) {
@@ -353,13 +357,29 @@ void Accept(HttpServer::Shared* shared, HttpServer::Shared::Listener* l) {
         if (!wait_ec && l->acceptor.is_open()) Accept(shared, l);
       });
       return;
+    }
+    int64_t open = shared->connections.fetch_add(1) + 1;
+    if (open > shared->max_connections + shared->options.reserve_connections) {
+      shared->connections.fetch_sub(1);  // past the reserve too: closed at once
+      beast::error_code ignored;
+      socket.close(ignored);
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), shared, l->handler)->Start();
+      std::make_shared<Session>(std::move(socket), shared, l->handler, open > shared->max_connections)->Start();
     }
     Accept(shared, l);
   });
+}
+
+// --max-connections, or (0) what the descriptor limit allows: leave 64 for
+// model files, plugins and the like, and room for the reserve.
+int64_t ConnectionLimit(const HttpServer::Options& o) {
+  if (o.max_connections > 0) return o.max_connections;
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 100000;
+  int64_t fds = static_cast<int64_t>(rl.rlim_cur);
+  return std::max<int64_t>(4, std::min<int64_t>(100000, fds - 64 - o.reserve_connections));
 }
 
 // Runs the I/O loop until it stops. An exception that escapes a handler or
@@ -385,6 +405,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(const Options& options, H
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->shared_ = std::make_unique<Shared>();
   server->shared_->options = options;
+  server->shared_->max_connections = ConnectionLimit(options);
+  server->shared_->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   ASSIGN_OR_RETURN(server->port_, server->AddListener(options.port, handler));
   return server;
 }
@@ -409,6 +431,7 @@ Result<uint16_t> HttpServer::AddListener(uint16_t port, HttpHandler* handler) {
 
 HttpServer::~HttpServer() {
   if (!threads_.empty()) Stop();
+  if (shared_ && shared_->spare_fd >= 0) ::close(shared_->spare_fd);
 }
 
 int64_t HttpServer::InFlight() const { return shared_->in_flight.load(); }
@@ -427,15 +450,10 @@ Status HttpServer::Start() {
 }
 
 void HttpServer::BeginDrain() {
-  // On the I/O threads: acceptors are not thread-safe.
-  Shared* shared = shared_.get();
-  net::post(shared->ioc, [shared] {
-    beast::error_code ignored;
-    for (auto& l : shared->listeners) {
-      l->acceptor.close(ignored);
-      l->retry.cancel();
-    }
-  });
+  // Nothing to do: the listeners keep accepting until Stop, and a request
+  // that arrives while the server drains is answered 503 with Connection:
+  // close (Session::OnHeader), which load balancers take as a clean refusal
+  // where a refused connection looks like a crash.
 }
 
 void HttpServer::Stop() {

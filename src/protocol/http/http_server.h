@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,6 +31,21 @@ class HttpHandler {
   // Runs on an I/O thread: must not block. Hand slow work to other threads and
   // call `respond` from there.
   virtual void Handle(HttpRequest&& request, Responder respond) = 0;
+
+  // Called with a request's headers (its body not yet read): an answer here
+  // (say 401 for a missing token) is sent at once, the body is never read,
+  // and the connection is closed. nullopt: read the body and Handle it.
+  virtual std::optional<HttpResponse> Admit(const HttpRequest& headers) {
+    (void)headers;
+    return std::nullopt;
+  }
+  // Whether a request may use the connection reserve when the server is at
+  // --max-connections (health checks must get through a flood of idle
+  // connections). Decided on the headers.
+  virtual bool Essential(const HttpRequest& headers) const {
+    (void)headers;
+    return false;
+  }
 };
 
 class HttpServer final : public FrontEnd {
@@ -42,6 +58,16 @@ class HttpServer final : public FrontEnd {
     uint32_t max_header_bytes = 16 << 10;
     int read_timeout_secs = 30;
     int idle_timeout_secs = 60;
+    // Open connections over every listener; 0 = what the descriptor limit
+    // (RLIMIT_NOFILE) leaves. Beyond it, `reserve_connections` more are
+    // accepted for essential requests only (HttpHandler::Essential: health
+    // checks); everything else on them gets 503 and a close.
+    int64_t max_connections = 0;
+    int64_t reserve_connections = 32;
+    // Request bodies held at once, over every connection (reserved from the
+    // Content-Length, or chunk by chunk). A request that does not fit gets 503
+    // with Retry-After before its body is read.
+    uint64_t max_inflight_body_bytes = uint64_t{1} << 30;
     // The server's draining flag (InferenceServer::draining_flag()): once
     // set, a new request on an open connection is answered 503 and the
     // connection closed. Outlives the HttpServer. Null = never draining.

@@ -9,6 +9,7 @@
 
 #include "berth/version.h"
 #include "common/json_writer.h"
+#include "protocol/http/content_coding.h"
 #include "protocol/http/status_mapping.h"
 #include "protocol/v2/v2_codec.h"
 
@@ -70,6 +71,40 @@ std::string_view AuthorizationOf(const HttpRequest& req) {
 }
 
 }  // namespace
+
+V2Handler::V2Handler(InferenceServer* server, AccessPolicy access, Options options)
+    : server_(server),
+      access_(std::move(access)),
+      options_(options),
+      decoders_(std::make_unique<WorkerPool>(options.decode_threads, "berth-decode")) {}
+
+namespace {
+
+enum class Route { kHealth, kControl, kOther };
+
+Route RouteOf(const std::vector<std::string_view>& p) {
+  if (p.size() == 3 && p[0] == "v2" && p[1] == "health") return Route::kHealth;
+  if (p.size() == 5 && p[0] == "v2" && p[1] == "repository" && p[2] == "models" &&
+      (p[4] == "load" || p[4] == "unload")) {
+    return Route::kControl;
+  }
+  return Route::kOther;
+}
+
+}  // namespace
+
+std::optional<HttpResponse> V2Handler::Admit(const HttpRequest& headers) {
+  Route route = RouteOf(SplitPath(headers.target()));
+  if (route == Route::kHealth) return std::nullopt;
+  Status allowed = route == Route::kControl ? access_.CheckModelControl(AuthorizationOf(headers))
+                                            : access_.CheckInference(AuthorizationOf(headers));
+  if (allowed.ok()) return std::nullopt;
+  return ErrorResponse(allowed);
+}
+
+bool V2Handler::Essential(const HttpRequest& headers) const {
+  return RouteOf(SplitPath(headers.target())) == Route::kHealth;
+}
 
 void V2Handler::Handle(HttpRequest&& req, Responder respond) {
   std::vector<std::string_view> p = SplitPath(req.target());
@@ -173,7 +208,7 @@ HttpResponse V2Handler::ModelReady(std::string_view model, int64_t version) cons
 
 namespace {
 
-Result<std::unique_ptr<InferRequest>> DecodeBody(const HttpRequest& req) {
+Result<std::unique_ptr<InferRequest>> DecodeBody(const HttpRequest& req, uint64_t max_body_bytes) {
   std::optional<uint64_t> json_length;
   if (auto it = req.find("Inference-Header-Content-Length"); it != req.end()) {
     std::string_view v = it->value();
@@ -184,8 +219,31 @@ Result<std::unique_ptr<InferRequest>> DecodeBody(const HttpRequest& req) {
     }
     json_length = n;
   }
-  ASSIGN_OR_RETURN(InferRequest decoded, DecodeInferRequest(req.body(), json_length));
+  std::string_view body = req.body();
+  std::string decompressed;
+  if (auto it = req.find(http::field::content_encoding); it != req.end()) {
+    ContentCoding coding = ParseContentCoding(it->value());
+    if (coding != ContentCoding::kIdentity) {
+      ASSIGN_OR_RETURN(decompressed, DecodeBody(coding, body, max_body_bytes));
+      body = decompressed;
+    }
+  }
+  ASSIGN_OR_RETURN(InferRequest decoded, DecodeInferRequest(body, json_length));
   return std::make_unique<InferRequest>(std::move(decoded));
+}
+
+// 415 and 413 are HTTP's own answers to a body it cannot take; the codes of
+// the rest come from the one status mapping.
+HttpResponse BodyError(const Status& s, const HttpRequest& req) {
+  if (s.code() == StatusCode::kUnimplemented && req.find(http::field::content_encoding) != req.end()) {
+    return JsonResponse(JsonError("Content-Encoding '" + std::string(req[http::field::content_encoding]).substr(0, 40) +
+                                  "' is not supported; send identity, gzip or deflate"),
+                        http::status::unsupported_media_type);
+  }
+  if (s.code() == StatusCode::kResourceExhausted && req.find(http::field::content_encoding) != req.end()) {
+    return JsonResponse(JsonError(s.message()), http::status::payload_too_large);
+  }
+  return ErrorResponse(s);
 }
 
 HttpResponse InferResponseToHttp(const InferResponse& response) {
@@ -206,14 +264,29 @@ HttpResponse InferResponseToHttp(const InferResponse& response) {
 void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version, Responder respond) {
   InferOptions options;
   options.received = std::chrono::steady_clock::now();
-  options.allow_inline = true;  // this runs on an I/O thread; the server decides
+  const bool offload = req.body().size() > options_.offload_bytes;
+  options.allow_inline = !offload;  // on an I/O thread, the server decides
   if (front_end_) options.caller_in_flight = front_end_->InFlight();
-  server_->InferAsync(
-      model, version, DecodeBody(req),
-      [respond = std::move(respond)](Result<InferResponse> result) {
-        respond(result.ok() ? InferResponseToHttp(*result) : ErrorResponse(result.status()));
-      },
-      options);
+  auto run = [this, options](const HttpRequest& r, std::string_view m, int64_t v, Responder done) {
+    Result<std::unique_ptr<InferRequest>> decoded = DecodeBody(r, options_.max_body_bytes);
+    if (!decoded.ok() && (decoded.status().code() == StatusCode::kUnimplemented ||
+                          decoded.status().code() == StatusCode::kResourceExhausted)) {
+      // Not a request the model saw: answered here, not counted against it.
+      if (server_->ModelReady(m, v).ok()) return done(BodyError(decoded.status(), r));
+    }
+    server_->InferAsync(
+        m, v, std::move(decoded),
+        [done = std::move(done)](Result<InferResponse> result) {
+          done(result.ok() ? InferResponseToHttp(*result) : ErrorResponse(result.status()));
+        },
+        options);
+  };
+  if (!offload) return run(req, model, version, std::move(respond));
+  // A large body: decoded on a worker, so that this I/O thread goes on serving (health checks first of all).
+  auto shared = std::make_shared<HttpRequest>(std::move(req));
+  decoders_->Submit([run, shared, name = std::string(model), version, respond = std::move(respond)]() mutable {
+    run(*shared, name, version, std::move(respond));
+  });
 }
 
 }  // namespace berth

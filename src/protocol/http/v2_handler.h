@@ -3,8 +3,11 @@
 // each translating between HTTP + JSON and the InferenceServer.
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "common/worker_pool.h"
 #include "protocol/http/http_server.h"
 #include "server/access_policy.h"
 #include "server/inference_server.h"
@@ -13,10 +16,22 @@ namespace berth {
 
 class V2Handler final : public HttpHandler {
  public:
+  struct Options {
+    uint64_t max_body_bytes = uint64_t{64} << 20;  // decompressed bodies too (--max-request-bytes)
+    // Bodies larger than this are decoded off the I/O thread, so that a
+    // 60 MB JSON body never delays a health check (decoding it takes ~100 ms).
+    size_t offload_bytes = 64 << 10;
+    int decode_threads = 1;
+  };
   // `server` outlives the handler.
-  V2Handler(InferenceServer* server, AccessPolicy access) : server_(server), access_(std::move(access)) {}
+  V2Handler(InferenceServer* server, AccessPolicy access, Options options);
+  V2Handler(InferenceServer* server, AccessPolicy access) : V2Handler(server, std::move(access), Options()) {}
 
   void Handle(HttpRequest&& request, Responder respond) override;
+  // Tokens are checked on the headers, before a body is read.
+  std::optional<HttpResponse> Admit(const HttpRequest& headers) override;
+  // Health checks get through when the server is at --max-connections.
+  bool Essential(const HttpRequest& headers) const override;
 
   // The front end this handler serves: its count of requests in flight
   // goes with each inference (the server's inline-execution policy).
@@ -34,7 +49,9 @@ class V2Handler final : public HttpHandler {
 
   InferenceServer* server_;
   AccessPolicy access_;
+  Options options_;
   const FrontEnd* front_end_ = nullptr;
+  std::unique_ptr<WorkerPool> decoders_;  // large bodies
 };
 
 }  // namespace berth

@@ -2,8 +2,10 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -35,17 +37,56 @@ std::string TypeOf(const element& e) {
   return "something else";
 }
 
-// Walks (possibly nested) `data` in row-major order, calling leaf(element, index).
+// An object whose keys are all distinct (a duplicate is an error, not "the first wins").
+Status UniqueKeys(const element& obj, const std::string& where) {
+  if (obj.type() != element_type::OBJECT) return Status::Ok();
+  simdjson::dom::object members = obj.get_object().value_unsafe();
+  std::vector<std::string_view> seen;
+  for (auto [key, value] : members) {
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+      return InvalidArgument((where.empty() ? std::string("request body") : where) + ": key '" + std::string(key) +
+                             "' appears more than once");
+    }
+    seen.push_back(key);
+  }
+  return Status::Ok();
+}
+
+// Walks `data` in row-major order, calling leaf(element, index). `data` is
+// flat (one array of every element) or nested exactly as the shape says: a
+// ragged or mis-shaped nesting is an error, never silently flattened.
 class DataWalker {
  public:
-  DataWalker(const std::string& where, int64_t expected) : where_(where), expected_(expected) {}
+  DataWalker(const std::string& where, int64_t expected, const std::vector<int64_t>* shape = nullptr)
+      : where_(where), expected_(expected), shape_(shape) {}
 
   template <typename Leaf>
   Status Walk(const element& e, Leaf&& leaf, int depth = 0) {
     if (e.type() == element_type::ARRAY) {
       if (depth > 64) return InvalidArgument(where_ + ": data is nested too deeply");
       simdjson::dom::array items = e.get_array().value_unsafe();
+      if (depth == 0) {
+        element first;
+        nested_ = !items.at(0).get(first) && first.type() == element_type::ARRAY;
+      }
+      if (nested_ && shape_) {
+        const size_t rank = shape_->size();
+        if (static_cast<size_t>(depth) >= rank) {
+          return InvalidArgument(where_ + ": data is nested deeper than the shape's " + std::to_string(rank) +
+                                 " dimensions");
+        }
+        if (static_cast<int64_t>(items.size()) != (*shape_)[static_cast<size_t>(depth)]) {
+          return InvalidArgument(where_ + ": data at depth " + std::to_string(depth) + " has " +
+                                 std::to_string(items.size()) + " entries but the shape " + ShapeToString(*shape_) +
+                                 " needs " + std::to_string((*shape_)[static_cast<size_t>(depth)]));
+        }
+      }
       for (element child : items) {
+        if (nested_ && shape_ &&
+            (child.type() == element_type::ARRAY) != (static_cast<size_t>(depth) + 1 < shape_->size())) {
+          return InvalidArgument(where_ + ": data mixes arrays and values at depth " + std::to_string(depth + 1) +
+                                 " (nest it as the shape " + ShapeToString(*shape_) + " says, or send it flat)");
+        }
         RETURN_IF_ERROR(Walk(child, leaf, depth + 1));
       }
       return Status::Ok();
@@ -75,6 +116,8 @@ class DataWalker {
 
   const std::string& where_;
   int64_t expected_;
+  const std::vector<int64_t>* shape_;
+  bool nested_ = false;
   int64_t index_ = 0;
 };
 
@@ -129,6 +172,20 @@ Status FillFloats(const element& data, DataWalker& walker, std::string_view dtyp
       }
       return Status::Ok();
     }
+    if (e.type() == element_type::STRING) {  // what an overflowing number (1e999) was read as, and the spellings
+      std::string_view text = e.get_string().value_unsafe();
+      double special = text == "Infinity" ? HUGE_VAL : text == "-Infinity" ? -HUGE_VAL : text == "NaN" ? NAN : 0;
+      if (special != 0 || std::isnan(special)) {
+        if constexpr (std::is_same_v<T, uint16_t>) {
+          uint16_t h = FloatToHalf(static_cast<float>(special));
+          std::memcpy(out + i * 2, &h, 2);
+        } else {
+          T v = static_cast<T>(special);
+          std::memcpy(out + i * sizeof(T), &v, sizeof(T));
+        }
+        return Status::Ok();
+      }
+    }
     auto d = NumberOf(e);
     if (!d.ok()) {
       return InvalidArgument(walker.At(i) + ": expected a number for " + std::string(dtype) + ", got " +
@@ -152,7 +209,7 @@ Status FillFloats(const element& data, DataWalker& walker, std::string_view dtyp
 }
 
 Status FillFromJson(const element& data, const std::string& where, Tensor* t, int64_t count) {
-  DataWalker walker(where, count);
+  DataWalker walker(where, count, &t->shape);
   std::string_view dt = DataTypeName(t->dtype);
   if (t->dtype == DataType::kBytes) {
     RETURN_IF_ERROR(walker.Walk(data, [&](const element& e, int64_t i) -> Status {
@@ -202,6 +259,7 @@ Status ForEachParameter(const element& parent, const std::string& where, F&& on_
   if (params.type() != element_type::OBJECT) {
     return InvalidArgument(where + "parameters: expected an object, got " + TypeOf(params));
   }
+  RETURN_IF_ERROR(UniqueKeys(params, where + "parameters"));
   simdjson::dom::object members = params.get_object().value_unsafe();
   for (auto [key, value] : members) {
     RETURN_IF_ERROR(on_param(key, value));
@@ -225,6 +283,7 @@ Status DecodeInput(const element& in, size_t index, size_t json_size, InferReque
                    std::string_view list = "inputs") {
   std::string where = std::string(list) + "[" + std::to_string(index) + "]";
   if (in.type() != element_type::OBJECT) return InvalidArgument(where + ": expected an object, got " + TypeOf(in));
+  RETURN_IF_ERROR(UniqueKeys(in, where));
   Tensor t;
   std::string_view name;
   if (in.at_key("name").get(name)) return InvalidArgument(where + ".name: missing or not a string");
@@ -326,6 +385,41 @@ Status AttachBinary(std::string_view binary, const std::vector<PendingBinary>& p
   return Status::Ok();
 }
 
+// JSON numbers too large for a double (1e999, what berth and Python write
+// for infinity) are read as the strings "Infinity" and "-Infinity", which the
+// float decoder accepts. Only on the path where the parser refused a number.
+std::string OverflowsAsStrings(std::string_view json) {
+  std::string out;
+  out.reserve(json.size());
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\' && i + 1 < json.size()) {
+        out.push_back(json[++i]);
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') in_string = true;
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t end = i + 1;
+      while (end < json.size() && std::strchr("0123456789.eE+-", json[end]) != nullptr) ++end;
+      std::string token(json.substr(i, end - i));
+      double v = std::strtod(token.c_str(), nullptr);
+      out += std::isinf(v) ? (v > 0 ? "\"Infinity\"" : "\"-Infinity\"") : token;
+      i = end - 1;
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+Result<InferRequest> DecodeJson(simdjson::dom::parser& parser, std::string_view json, std::string_view binary);
+
 }  // namespace
 
 Result<InferRequest> DecodeInferRequest(std::string_view body, std::optional<uint64_t> json_length) {
@@ -340,12 +434,28 @@ Result<InferRequest> DecodeInferRequest(std::string_view body, std::optional<uin
     binary = body.substr(*json_length);
   }
   thread_local simdjson::dom::parser parser;
+  Result<InferRequest> decoded = DecodeJson(parser, json, binary);
+  // A parser keeps the capacity of the largest document it parsed (about 13x
+  // the JSON). After a large one, give the memory back, so that one 60 MB
+  // body does not hold ~800 MB for the life of the thread.
+  constexpr size_t kKeepParserBytes = 4u << 20;
+  if (json.size() > kKeepParserBytes) parser = simdjson::dom::parser();
+  return decoded;
+}
+
+namespace {
+
+Result<InferRequest> DecodeJson(simdjson::dom::parser& parser, std::string_view json, std::string_view binary) {
   element doc;
-  if (auto err = parser.parse(json.data(), json.size()).get(doc)) {
-    return InvalidArgument(std::string("malformed JSON in request body: ") + simdjson::error_message(err));
+  auto err = parser.parse(json.data(), json.size()).get(doc);
+  if (err == simdjson::NUMBER_ERROR) {
+    std::string rewritten = OverflowsAsStrings(json);
+    if (rewritten != json) err = parser.parse(rewritten).get(doc);
   }
+  if (err) return InvalidArgument(std::string("malformed JSON in request body: ") + simdjson::error_message(err));
   if (doc.type() != element_type::OBJECT)
     return InvalidArgument("request body: expected a JSON object, got " + TypeOf(doc));
+  RETURN_IF_ERROR(UniqueKeys(doc, ""));
 
   InferRequest req;
   element id;
@@ -389,6 +499,7 @@ Result<InferRequest> DecodeInferRequest(std::string_view body, std::optional<uin
       std::string where = "outputs[" + std::to_string(j++) + "]";
       if (out.type() != element_type::OBJECT)
         return InvalidArgument(where + ": expected an object, got " + TypeOf(out));
+      RETURN_IF_ERROR(UniqueKeys(out, where));
       RequestedOutput ro;
       std::string_view name;
       if (out.at_key("name").get(name)) return InvalidArgument(where + ".name: missing or not a string");
@@ -405,6 +516,8 @@ Result<InferRequest> DecodeInferRequest(std::string_view body, std::optional<uin
   }
   return req;
 }
+
+}  // namespace
 
 namespace {
 
