@@ -5,6 +5,7 @@ Outputs are compared with Python torch running the very same model.pt.
 """
 import io
 import json
+import re
 import random
 import time
 
@@ -485,6 +486,17 @@ def test_runtime_assert_is_500_and_server_survives(failing_server):
     check_good_multiply(s)
     ok = s.infer("boom", [{"name": "x", "datatype": "FP32", "shape": [1], "data": [5]}])
     assert ok.status_code == 200, ok.text
+
+
+def test_torchscript_errors_are_one_line_without_server_paths(failing_server):
+    s = failing_server
+    for name, data in [("boom", [100, 200, 300]), ("badmatmul", [1] * 5)]:
+        r = s.infer(name, [{"name": "x", "datatype": "FP32", "shape": [len(data)], "data": data}])
+        assert r.status_code == 500, r.text
+        msg = error_of(r)
+        assert "\n" not in msg and "Traceback" not in msg, msg
+        assert not re.search(r"(^|[ (\"'])/[^ ]*/", msg), msg  # no absolute paths
+        assert "RuntimeError" in msg or "Error" in msg, msg
 
 
 def test_runtime_shape_mismatch_is_500(failing_server):
