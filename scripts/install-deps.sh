@@ -12,6 +12,7 @@ PKGS=(
   python3-prometheus-client
   libssl-dev zlib1g-dev libarchive-dev binutils libjemalloc-dev
   podman runc skopeo umoci docker-registry uidmap
+  clang libclang-rt-14-dev strace
 )
 if [[ "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
   PKGS+=(python3-flask gunicorn python3-fastapi python3-uvicorn python3-uvloop nginx-light wrk hey python3-matplotlib)

@@ -1,0 +1,30 @@
+// The small parsers of untrusted text: URLs, content codings (gzip/deflate
+// bodies with a bound), checkpoint files.
+#include "batch/batch_files.h"
+#include "fuzz_util.h"
+#include "net/url.h"
+#include "protocol/http/content_coding.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  auto text = berth::fuzz::View(data + 1, size - 1);
+  switch (data[0] % 4) {
+    case 0: {
+      auto url = berth::ParseUrl(text);
+      if (url.ok()) (void)berth::ResolveUrl(*url, text);
+      break;
+    }
+    case 1: {
+      auto out = berth::DecodeBody(berth::ContentCoding::kGzip, text, 1 << 20);
+      if (out.ok() && out->size() > (1u << 20)) __builtin_trap();  // the bound holds
+      break;
+    }
+    case 2: {
+      auto out = berth::DecodeBody(berth::ContentCoding::kDeflate, text, 1 << 20);
+      if (out.ok() && out->size() > (1u << 20)) __builtin_trap();
+      break;
+    }
+    case 3: (void)berth::CheckpointFromJson(text, "out.checkpoint"); break;
+  }
+  return 0;
+}
