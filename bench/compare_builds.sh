@@ -69,6 +69,9 @@ with open(f"{work}/transformer.hlen", "w") as f:
     f.write(str(len(header)))
 EOF
 
+# --grpc-port 0 for binaries that have gRPC (it would take port 8001), nothing for older ones.
+grpc_off() { if timeout 10 "$1" serve --help 2>&1 | grep -q -- '--grpc-port'; then echo --grpc-port 0; fi; }
+
 port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # one_round BENCH BINARY LABEL ROUND: start BINARY, warm up, one measured wrk run, stop it.
@@ -81,7 +84,7 @@ one_round() {
     repo=bench/models path=/v2/models/encoder_batched/infer conns=32 lua=bench/infer_binary.lua
   fi
   # shellcheck disable=SC2086
-  "$bin" serve --model-repository "$repo" --host 127.0.0.1 --http-port "$p" --metrics-port 0 --log-level warn \
+  "$bin" serve --model-repository "$repo" --host 127.0.0.1 --http-port "$p" --metrics-port 0 $(grpc_off "$bin") --log-level warn \
     ${BERTH_EXTRA_ARGS:-} >"$WORK/$bench.$label.$round.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")

@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BERTH_BIN" serve --model-repository examples/models --host 127.0.0.1 --http-port "$PORT" --metrics-port 0 \
+"$BERTH_BIN" serve --model-repository examples/models --host 127.0.0.1 --http-port "$PORT" --metrics-port 0 --grpc-port 0 \
   --log-level warn "$@" >"$WORK/berth.log" 2>&1 &
 PID=$!
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null && break; sleep 0.2; done

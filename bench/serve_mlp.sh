@@ -215,6 +215,9 @@ BERTH_CMD=("$BERTH_BIN" serve --model-repository "$MODEL_REPO" --host 127.0.0.1
 if [[ -x $BERTH_BIN ]] && timeout 10 "$BERTH_BIN" serve --help 2>&1 | grep -q -- '--metrics-port'; then
   BERTH_CMD+=(--metrics-port 0)
 fi
+if [[ -x $BERTH_BIN ]] && timeout 10 "$BERTH_BIN" serve --help 2>&1 | grep -q -- '--grpc-port'; then
+  BERTH_CMD+=(--grpc-port 0)  # gRPC is measured by bench/serve_grpc.sh
+fi
 # shellcheck disable=SC2206
 [[ -n $BERTH_EXTRA_ARGS ]] && BERTH_CMD+=($BERTH_EXTRA_ARGS)
 if ((SKIP_BERTH)); then

@@ -185,7 +185,7 @@ scrape() {  # scrape FILE: berth's Prometheus metrics (empty file if unreachable
 
 # ---------------------------------------------------------------- 1. berth
 BERTH_CMD=("$BERTH_BIN" serve --model-repository "$MODEL_REPO" --host 127.0.0.1
-           --http-port "$P_BERTH" --metrics-port "$P_METRICS" --log-level info)
+           --http-port "$P_BERTH" --metrics-port "$P_METRICS" --grpc-port 0 --log-level info)
 # shellcheck disable=SC2206
 [[ -n $BERTH_EXTRA_ARGS ]] && BERTH_CMD+=($BERTH_EXTRA_ARGS)
 BERTH_PID=""

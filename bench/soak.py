@@ -93,7 +93,7 @@ def main():
     log = open(work / "berth.log", "w")
     load = ["--load-model", "m", "--load-model", "batched", "--load-model", "reloaded"] + (["--load-model", "mlp"] if a.mlp else [])
     proc = subprocess.Popen([a.berth, "serve", "--model-repository", str(repo), "--host", "127.0.0.1",
-                             "--http-port", str(port), "--metrics-port", str(mport), "--read-timeout-secs", "2",
+                             "--http-port", str(port), "--metrics-port", str(mport), "--grpc-port", "0", "--read-timeout-secs", "2",
                              "--idle-timeout-secs", "5", "--max-request-bytes", str(1 << 20),
                              "--model-control-mode", "explicit", "--admin-token-file", str(token), *load,
                              "--log-level", "warn"], stdout=log, stderr=subprocess.STDOUT)

@@ -13,6 +13,7 @@ PKGS=(
   libssl-dev zlib1g-dev libarchive-dev binutils libjemalloc-dev
   podman runc skopeo umoci docker-registry uidmap
   clang libclang-rt-14-dev strace
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-grpc-tools openssl
 )
 if [[ "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
   PKGS+=(python3-flask gunicorn python3-fastapi python3-uvicorn python3-uvloop nginx-light wrk hey python3-matplotlib)

@@ -15,6 +15,7 @@ struct ServerOptions {
   std::string model_repository;
   std::string host = "0.0.0.0";
   uint16_t http_port = 8000;
+  uint16_t grpc_port = 8001;              // KServe v2 gRPC + grpc.health.v1; 0 = off
   uint16_t metrics_port = 8002;           // Prometheus /metrics; 0 = off
   int http_threads = 0;                   // 0 = from the CPU quota (cgroup) and affinity
   int64_t request_timeout_ms = 0;         // queue timeout for requests without parameters.timeout_us; 0 = none

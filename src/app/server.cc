@@ -15,6 +15,7 @@
 #include "app/lifecycle.h"
 #include "backend/backend_registry.h"
 #include "common/cpu_quota.h"
+#include "protocol/grpc/grpc_server.h"
 #include "protocol/http/http_server.h"
 #include "protocol/http/metrics_handler.h"
 #include "protocol/http/v2_handler.h"
@@ -103,6 +104,16 @@ Status RunServer(const ServerOptions& o) {
     spdlog::info("metrics on http://{}:{}/metrics", o.host, metrics_port);
   }
   std::vector<FrontEnd*> front_ends = {http.get()};
+  std::unique_ptr<GrpcServer> grpc;
+  if (o.grpc_port != 0) {
+    GrpcServer::Options go;
+    go.host = o.host;
+    go.port = o.grpc_port;
+    go.max_message_bytes = static_cast<int64_t>(o.max_request_bytes);
+    ASSIGN_OR_RETURN(grpc, GrpcServer::Create(go, server.get(), AccessPolicy(access)));
+    spdlog::info("gRPC (KServe v2, grpc.health.v1) on {}:{}", o.host, grpc->port());
+    front_ends.push_back(grpc.get());
+  }
   for (FrontEnd* f : front_ends) RETURN_IF_ERROR(f->Start());
 
   // Models load in the background: live answers at once, ready once loading finished.
@@ -127,10 +138,12 @@ Status RunServer(const ServerOptions& o) {
   });
 
   int signo = WaitForShutdownSignal();
+  int64_t in_flight = 0;
+  for (FrontEnd* f : front_ends) in_flight += f->InFlight();
   spdlog::info("received {}: draining {} in-flight requests (grace {} s)", signo == SIGTERM ? "SIGTERM" : "SIGINT",
-               http->InFlight(), o.shutdown_grace_secs);
+               in_flight, o.shutdown_grace_secs);
   DrainResult drained = Drain(*server, front_ends, std::chrono::seconds(o.shutdown_grace_secs));
-  spdlog::info("HTTP server stopped");
+  spdlog::info("front ends stopped");
   if (drained.unanswered > 0 || !server->loaded()) {
     // The grace period is over: executors still busy (or a model still
     // loading) cannot be joined in bounded time, so leave without them.

@@ -249,7 +249,7 @@ ImageMetadata MakeImageMetadata(const ImageBuildOptions& o) {
   m.entrypoint = {"/" + std::string(kImageBinary), "serve", "--model-repository", "/" + std::string(kImageModelDir)};
   m.env = {"PATH=/usr/bin"};
   m.user = std::to_string(kImageUid) + ":" + std::to_string(kImageUid);
-  m.exposed_ports = {8000, 8002};
+  m.exposed_ports = {8000, 8001, 8002};  // HTTP, gRPC, metrics
   m.stop_signal = "SIGTERM";
   return m;
 }

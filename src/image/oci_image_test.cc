@@ -43,7 +43,7 @@ TEST(OciImageTest, ConfigAndManifestCarryTheRuntimeSettings) {
   EXPECT_EQ(image.config_digest, "sha256:" + Sha256Hex(image.config));
   EXPECT_EQ(image.manifest_digest, "sha256:" + Sha256Hex(image.manifest));
   for (const char* want :
-       {R"("User":"65532:65532")", R"("ExposedPorts":{"8000/tcp":{},"8002/tcp":{}})",
+       {R"("User":"65532:65532")", R"("ExposedPorts":{"8000/tcp":{},"8001/tcp":{},"8002/tcp":{}})",
         R"("Entrypoint":["/usr/bin/berth","serve","--model-repository","/models"])", R"("StopSignal":"SIGTERM")",
         R"("created":"1970-01-02T00:00:00Z")", R"("org.opencontainers.image.revision":"abc123")",
         R"("created_by":"berth build: models")"}) {

@@ -16,6 +16,24 @@ void Histogram::Observe(uint64_t value) {
   sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
+void Histogram::Reset() {
+  for (size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
+  count_.store(0, std::memory_order_relaxed);
+  sum_.store(0, std::memory_order_relaxed);
+}
+
+void ModelMetrics::ResetExecutions() {
+  inference_count.store(0, std::memory_order_relaxed);
+  execution_count.store(0, std::memory_order_relaxed);
+  queue_us.store(0, std::memory_order_relaxed);
+  compute_us.store(0, std::memory_order_relaxed);
+  batch_size.Reset();
+  for (size_t i = 0; i < kExactBatchSizes; ++i) {
+    executions_by_size[i].store(0, std::memory_order_relaxed);
+    compute_us_by_size[i].store(0, std::memory_order_relaxed);
+  }
+}
+
 ModelMetrics::ModelMetrics()
     : request_duration_us({100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
                            2500000, 5000000, 10000000}),

@@ -2,6 +2,7 @@
 // request path and read by the Prometheus exposition.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -17,6 +18,8 @@ class Histogram {
   explicit Histogram(std::vector<uint64_t> bounds);
 
   void Observe(uint64_t value);
+  // Back to zero (not atomic as a whole: for when nothing observes).
+  void Reset();
 
   const std::vector<uint64_t>& bounds() const { return bounds_; }
   // Non-cumulative count of bucket i; bucket bounds().size() is +Inf.
@@ -34,16 +37,34 @@ class Histogram {
 struct ModelMetrics {
   ModelMetrics();
 
+  // Executions by exact batch size (Triton's batch_stats): sizes 1 ..
+  // kExactBatchSizes, larger ones counted in the last slot.
+  static constexpr size_t kExactBatchSizes = 64;
+
+  // Forgets the executions so far (the warm-up's, before a version serves):
+  // the statistics count what clients sent.
+  void ResetExecutions();
+  void ObserveExecution(int64_t rows, int64_t compute_us) {
+    size_t i = static_cast<size_t>(std::min<int64_t>(std::max<int64_t>(rows, 1), kExactBatchSizes)) - 1;
+    executions_by_size[i].fetch_add(1, std::memory_order_relaxed);
+    compute_us_by_size[i].fetch_add(static_cast<uint64_t>(compute_us), std::memory_order_relaxed);
+  }
+
   std::atomic<uint64_t> request_success{0};
   std::atomic<uint64_t> request_failure{0};
-  std::atomic<uint64_t> inference_count{0};  // rows inferred
-  std::atomic<uint64_t> execution_count{0};  // backend executions (batches)
-  std::atomic<uint64_t> queue_us{0};         // summed over requests
-  std::atomic<uint64_t> compute_us{0};       // summed over requests
-  std::atomic<int64_t> queue_depth{0};       // requests waiting now
-  std::atomic<int64_t> stuck_instances{0};   // instances executing past their execution timeout now
-  Histogram request_duration_us;             // from body received to response ready
-  Histogram batch_size;                      // rows per execution
+  std::atomic<uint64_t> success_us{0};        // summed durations of successful requests
+  std::atomic<uint64_t> failure_us{0};        // and of failed ones
+  std::atomic<int64_t> last_inference_ms{0};  // wall clock (ms since the epoch) of the last request answered
+  std::atomic<uint64_t> inference_count{0};   // rows inferred
+  std::atomic<uint64_t> execution_count{0};   // backend executions (batches)
+  std::atomic<uint64_t> queue_us{0};          // summed over requests
+  std::atomic<uint64_t> compute_us{0};        // summed over requests
+  std::atomic<int64_t> queue_depth{0};        // requests waiting now
+  std::atomic<int64_t> stuck_instances{0};    // instances executing past their execution timeout now
+  Histogram request_duration_us;              // from body received to response ready
+  Histogram batch_size;                       // rows per execution
+  std::atomic<uint64_t> executions_by_size[kExactBatchSizes]{};
+  std::atomic<uint64_t> compute_us_by_size[kExactBatchSizes]{};
 };
 
 // One model version's metrics, as a snapshot of what serves now: the

@@ -279,6 +279,7 @@ void InstancePool::RunBatchUnguarded(size_t slot, std::vector<Item>& batch) {
     if (!EndExecution(slot)) return;
     // Only successes count: requests failing fast in the backend must not make a slow model look fast.
     if (r.ok()) Observe(total, std::chrono::duration<double, std::micro>(end - start).count());
+    m.ObserveExecution(total, MicrosBetween(start, end));
     Finish(batch[0], std::move(r), MicrosBetween(batch[0].enqueued, start), MicrosBetween(start, end));
     return;
   }
@@ -293,6 +294,7 @@ void InstancePool::RunBatchUnguarded(size_t slot, std::vector<Item>& batch) {
   Clock::time_point end = Clock::now();
   if (s.ok()) Observe(total, std::chrono::duration<double, std::micro>(end - start).count());
   int64_t compute_us = MicrosBetween(start, end);
+  m.ObserveExecution(total, compute_us);
   if (!s.ok()) {  // every request of a failed batch gets the error
     for (Item& item : batch) Finish(item, s, MicrosBetween(item.enqueued, start), compute_us);
     return;

@@ -97,8 +97,14 @@ void InferenceServer::Run(std::shared_ptr<ModelVersion> mv, std::unique_ptr<Infe
         if (count) {
           ModelMetrics& m = *keep->metrics;
           auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - received);
-          m.request_duration_us.Observe(static_cast<uint64_t>(elapsed.count()));
+          uint64_t us = static_cast<uint64_t>(elapsed.count());
+          m.request_duration_us.Observe(us);
           (result.ok() ? m.request_success : m.request_failure).fetch_add(1, std::memory_order_relaxed);
+          (result.ok() ? m.success_us : m.failure_us).fetch_add(us, std::memory_order_relaxed);
+          m.last_inference_ms.store(
+              std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                  .count(),
+              std::memory_order_relaxed);
         }
         if (!result.ok() && result.status().code() == StatusCode::kInternal) {
           WarnRateLimited(result.status().message());
@@ -127,6 +133,7 @@ Status InferenceServer::WarmUp(const std::shared_ptr<ModelVersion>& version) {
     Result<InferResponse> r = future.get();
     if (!r.ok()) return r.status().WithContext("warm-up request " + std::to_string(i + 1));
   }
+  if (version->config->warmup_requests > 0) version->metrics->ResetExecutions();
   return Status::Ok();
 }
 
@@ -159,6 +166,27 @@ Result<ServedModel> InferenceServer::Resolve(std::string_view model, int64_t ver
 }
 
 std::vector<IndexEntry> InferenceServer::Index() const { return repository_->Index(); }
+
+Result<std::vector<ServedModel>> InferenceServer::Statistics(std::string_view model, int64_t version) const {
+  std::vector<ServedModel> out;
+  if (model.empty()) {
+    for (const auto& mv : repository_->LoadedVersions())
+      out.push_back({mv->name, mv->version, mv->config, mv->metrics});
+    return out;
+  }
+  if (version >= 0) {
+    ASSIGN_OR_RETURN(ServedModel one, Resolve(model, version));
+    out.push_back(std::move(one));
+    return out;
+  }
+  ASSIGN_OR_RETURN(ModelEntry entry, repository_->Entry(model));
+  for (int64_t v : entry.ReadyVersions()) {
+    ASSIGN_OR_RETURN(ServedModel one, Resolve(model, v));
+    out.push_back(std::move(one));
+  }
+  if (out.empty()) return repository_->Get(model, -1).status();
+  return out;
+}
 
 std::vector<VersionMetrics> InferenceServer::MetricsSnapshot() const {
   std::vector<VersionMetrics> out;

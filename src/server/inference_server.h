@@ -109,8 +109,12 @@ class InferenceServer {
   // The version `version` (-1 = the highest ready) resolves to now.
   Result<ServedModel> Resolve(std::string_view model, int64_t version) const;
   std::vector<IndexEntry> Index() const;
-  // Every serving version's metrics (Prometheus, statistics).
+  // Every serving version's metrics (Prometheus).
   std::vector<VersionMetrics> MetricsSnapshot() const;
+  // The versions whose statistics a client asked for (Triton's statistics
+  // extension): every serving version for "", every ready version of
+  // `model` for -1, or exactly one.
+  Result<std::vector<ServedModel>> Statistics(std::string_view model, int64_t version) const;
 
   // --- model control: load/unload take seconds, so they run on the
   // repository's control thread and `done` runs there. LoadModel blocks.

@@ -37,6 +37,8 @@ class Server:
     def __init__(self, repo, extra_args=(), wait_ready=True):
         self.port = free_port()
         self.metrics_port = free_port()
+        self.grpc_port = free_port()
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         self.url = f"http://127.0.0.1:{self.port}"
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         self.log_path = pathlib.Path(repo).parent / f"berth-{self.port}.log"
@@ -44,6 +46,7 @@ class Server:
         args = [str(BERTH_BIN), "serve", "--model-repository", str(repo),
                 "--host", "127.0.0.1", "--http-port", str(self.port),
                 "--metrics-port", str(self.metrics_port),
+                *([] if "--grpc-port" in extra_args else ["--grpc-port", str(self.grpc_port)]),
                 "--log-level", "debug", *extra_args]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait(wait_ready)
@@ -163,3 +166,17 @@ def pytest_configure(config):  # noqa: F811
     _pytest_configure_before_container(config)
     config.addinivalue_line("markers", "container: builds images and runs them with podman, skopeo, umoci, "
                                        "docker-registry")
+
+
+def identity_config(inputs, mbs=0, instances=1, extra="", **params):
+    """model.yaml text for the identity backend (output i is input i).
+
+    inputs: [(name, datatype, shape)]; output i is named "out_" + name.
+    params: identity backend parameters (delay_ms, fail), as strings.
+    """
+    def fmt(items):
+        return "\n".join(f"  - {{name: {n}, datatype: {d}, shape: {list(s)}}}" for n, d, s in items)
+    outputs = [("out_" + n, d, s) for n, d, s in inputs]
+    params_yaml = "{" + ", ".join(f'{k}: "{v}"' for k, v in params.items()) + "}"
+    return (f"backend: identity\nmax_batch_size: {mbs}\ninputs:\n{fmt(inputs)}\noutputs:\n{fmt(outputs)}\n"
+            f"instances: {instances}\nparameters: {params_yaml}\n{extra}")

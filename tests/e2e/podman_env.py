@@ -50,10 +50,12 @@ class Podman:
         return subprocess.run(list(args), env=self.env, capture_output=True, text=True, check=check,
                               timeout=timeout)
 
-    def start(self, image, *args, port=None, read_only=True):
-        """podman run -d IMAGE; returns (container id, host port of 8000)."""
+    def start(self, image, *args, port=None, read_only=True, grpc_port=None):
+        """podman run -d IMAGE; returns (container id, host port of 8000). grpc_port: publish 8001 there."""
         port = port or free_port()
         flags = ["--read-only"] if read_only else []
+        if grpc_port:
+            flags += ["-p", f"127.0.0.1:{grpc_port}:8001"]
         out = self.run("run", "-d", *flags, "-p", f"127.0.0.1:{port}:8000", image, *args)
         cid = out.stdout.strip().splitlines()[-1]
         self.containers.append(cid)

@@ -412,7 +412,7 @@ def test_token_file_that_is_a_fifo_is_refused_at_start(tmp_path):
     repo = make_repo(tmp_path)
     os.mkfifo(tmp_path / "token")
     p = subprocess.run([str(BERTH_BIN), "serve", "--model-repository", str(repo), "--host", "127.0.0.1",
-                        "--http-port", "0", "--metrics-port", "0", "--auth-token-file", str(tmp_path / "token")],
+                        "--http-port", "0", "--metrics-port", "0", "--grpc-port", "0", "--auth-token-file", str(tmp_path / "token")],
                        capture_output=True, text=True, timeout=20)
     assert p.returncode != 0
     assert "FIFO" in p.stdout + p.stderr
@@ -493,7 +493,7 @@ def test_low_descriptor_limit_and_a_flood_of_idle_connections(tmp_path):
     port = free_port()
     proc = subprocess.Popen(["/bin/sh", "-c", 'ulimit -n 128 && exec "$0" "$@"', str(BERTH_BIN), "serve",
                              "--model-repository", str(make_repo(tmp_path)), "--host", "127.0.0.1",
-                             "--http-port", str(port), "--metrics-port", "0", "--log-level", "warn"],
+                             "--http-port", str(port), "--metrics-port", "0", "--grpc-port", "0", "--log-level", "warn"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     conns = []
     try:

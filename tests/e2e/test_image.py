@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import BERTH_BIN, EXAMPLES
+from conftest import BERTH_BIN, EXAMPLES, free_port
 from podman_env import Podman, Registry, make_tls_certificate, tools_missing
 
 pytestmark = [
@@ -95,7 +95,7 @@ def test_skopeo_and_umoci_read_the_oci_archive(identity_oci, podman, work):
     config = json.loads(podman.tool("skopeo", "inspect", "--config", f"oci-archive:{archive}").stdout)["config"]
     assert config["User"] == "65532:65532"
     assert config["Entrypoint"] == ["/usr/bin/berth", "serve", "--model-repository", "/models"]
-    assert set(config["ExposedPorts"]) == {"8000/tcp", "8002/tcp"}
+    assert set(config["ExposedPorts"]) == {"8000/tcp", "8001/tcp", "8002/tcp"}
     assert config["StopSignal"] == "SIGTERM"
 
     layout = work / "layout"
@@ -140,7 +140,8 @@ def test_podman_loads_the_docker_archive_and_runs_it_read_only(podman, work):
           "--format", "docker")
     out = podman.run("load", "-i", str(archive))
     assert "berth-test/churn:1" in out.stdout + out.stderr
-    cid, port = podman.start("localhost/berth-test/churn:1")
+    grpc_port = free_port()
+    cid, port = podman.start("localhost/berth-test/churn:1", grpc_port=grpc_port)
     podman.wait_ready(cid, port)
     outputs = infer(port, "churn", {"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 4],
                                                 "data": CHURN_ROWS}]})
@@ -148,6 +149,15 @@ def test_podman_loads_the_docker_archive_and_runs_it_read_only(podman, work):
         [str(BERTH_BIN), "predict", str(EXAMPLES / "churn"), "--input", f"features={json.dumps(CHURN_ROWS)}"],
         capture_output=True, text=True, check=True).stdout)["outputs"]
     assert outputs == expected
+    # gRPC from outside the container too: the image carries grpc++ and its dependencies.
+    from grpc_client import Client, output_array
+    import numpy as np
+    c = Client(f"127.0.0.1:{grpc_port}")
+    assert c.serving_name(c.health("ready")) == "SERVING"
+    r = c.infer("churn", [("features", "FP32", np.array(CHURN_ROWS, np.float32).reshape(2, 4))])
+    assert output_array(r, 0).ravel().tolist() == pytest.approx(
+        [v for o in expected if o["name"] == r.outputs[0].name for v in o["data"]])
+    c.close()
     top = podman.run("top", cid, "huser", "user").stdout.split()
     assert "65532" in top, top
     # No shell or writable root in the image: the server runs as PID 1 and writes nothing.

@@ -315,7 +315,7 @@ def test_port_in_use_exits_nonzero(tmp_path):
         port = busy.getsockname()[1]
         try:
             p = run_cli("serve", "--model-repository", str(repo), "--host", "127.0.0.1", "--http-port", str(port),
-                        timeout=10)
+                        "--grpc-port", "0", timeout=10)
         except subprocess.TimeoutExpired:
             pytest.fail("berth kept running on a port that is already in use")
     assert p.returncode != 0
@@ -411,7 +411,7 @@ def test_running_out_of_file_descriptors_does_not_spin(tmp_path):
         proc = subprocess.Popen(
             ["/bin/sh", "-c", 'ulimit -n 64 && exec "$0" "$@"', str(BERTH_BIN), "serve",
              "--model-repository", str(repo), "--host", "127.0.0.1", "--http-port", str(port),
-             "--log-level", "info"], stdout=log, stderr=subprocess.STDOUT)
+             "--grpc-port", "0", "--log-level", "info"], stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 30

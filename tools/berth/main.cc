@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
 
   berth::ServerOptions serve_opts;
   std::string log_level = "info";
-  auto* serve = app.add_subcommand("serve", "Serve a model repository over the Open Inference Protocol v2 (HTTP)");
+  auto* serve =
+      app.add_subcommand("serve", "Serve a model repository over the Open Inference Protocol v2 (HTTP and gRPC)");
   serve->add_option("--model-repository", serve_opts.model_repository, "Model repository directory")->required();
   serve->add_option("--host", serve_opts.host, "Address to listen on (0.0.0.0 = every interface, for containers)")
       ->capture_default_str();
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   serve->add_option("--http-threads", serve_opts.http_threads, "HTTP I/O threads (0 = from the CPU quota)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
+  serve->add_option("--grpc-port", serve_opts.grpc_port, "KServe v2 gRPC port (with grpc.health.v1); 0 = off")
+      ->capture_default_str();
   serve->add_option("--metrics-port", serve_opts.metrics_port, "Prometheus metrics port (/metrics); 0 = off")
       ->capture_default_str();
   serve

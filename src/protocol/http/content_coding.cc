@@ -62,10 +62,10 @@ Result<std::string> DecodeBody(ContentCoding coding, std::string_view body, uint
   return r;
 }
 
-std::string EncodeBody(ContentCoding coding, std::string_view data) {
+std::optional<std::string> EncodeBody(ContentCoding coding, std::string_view data) {
   z_stream z{};
   int window = coding == ContentCoding::kGzip ? 16 + MAX_WBITS : MAX_WBITS;
-  if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, window, 8, Z_DEFAULT_STRATEGY) != Z_OK) return std::string(data);
+  if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, window, 8, Z_DEFAULT_STRATEGY) != Z_OK) return std::nullopt;
   std::string out;
   out.resize(deflateBound(&z, static_cast<uLong>(data.size())));
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
@@ -76,6 +76,37 @@ std::string EncodeBody(ContentCoding coding, std::string_view data) {
   out.resize(z.total_out);
   deflateEnd(&z);
   return out;
+}
+
+ContentCoding PreferredResponseCoding(std::string_view accept) {
+  bool gzip = false, deflate = false, any = false;
+  while (!accept.empty()) {
+    size_t comma = accept.find(',');
+    std::string_view item = accept.substr(0, comma);
+    accept = comma == std::string_view::npos ? std::string_view() : accept.substr(comma + 1);
+    std::string_view name = item.substr(0, item.find(';'));
+    bool accepted = true;  // "q=0" (with any number of zeros after the point) refuses
+    if (size_t q = item.find("q="); q != std::string_view::npos) {
+      std::string_view v = item.substr(q + 2);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      accepted = v.find_first_not_of("0.") != std::string_view::npos;
+    }
+    switch (ParseContentCoding(name)) {
+      case ContentCoding::kGzip: gzip = accepted; break;
+      case ContentCoding::kDeflate: deflate = accepted; break;
+      default: {
+        std::string trimmed;
+        for (char c : name) {
+          if (c != ' ' && c != '\t') trimmed.push_back(c);
+        }
+        if (trimmed == "*") any = accepted;
+      }
+    }
+  }
+  if (gzip) return ContentCoding::kGzip;
+  if (deflate) return ContentCoding::kDeflate;
+  if (any) return ContentCoding::kGzip;
+  return ContentCoding::kIdentity;
 }
 
 }  // namespace berth

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/json_writer.h"
+#include "protocol/http/content_coding.h"
 #include "protocol/http/request_parser.h"
 
 namespace berth {
@@ -176,6 +177,9 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_never();  // inference may take a while; the write sets its own timeout
     keep_alive_ = parser_->get().keep_alive();
     version_ = parser_->get().version();
+    auto accept = parser_->get().find(http::field::accept_encoding);
+    response_coding_ =
+        accept == parser_->get().end() ? ContentCoding::kIdentity : PreferredResponseCoding(accept->value());
     // HEAD is GET without the body (RFC 9110 9.3.2): handlers see GET, Write drops the body.
     head_ = parser_->get().method() == http::verb::head;
     if (head_) parser_->get().method(http::verb::get);
@@ -235,6 +239,14 @@ class Session : public std::enable_shared_from_this<Session> {
     res.version(version_);
     res.keep_alive(!close);
     res.set(http::field::server, "berth");
+    if (response_coding_ != ContentCoding::kIdentity && res.body().size() >= kMinCompressedResponseBytes &&
+        res.find(http::field::content_encoding) == res.end()) {
+      if (std::optional<std::string> packed = EncodeBody(response_coding_, res.body())) {
+        res.body() = std::move(*packed);
+        res.set(http::field::content_encoding, response_coding_ == ContentCoding::kGzip ? "gzip" : "deflate");
+        res.set(http::field::vary, "Accept-Encoding");
+      }
+    }
     res.prepare_payload();
     if (head_) {
       auto length = res[http::field::content_length];
@@ -317,6 +329,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::function<void(std::uint64_t, beast::string_view, beast::error_code&)> chunk_budget_;
   bool head_ = false;
   unsigned version_ = 11;
+  ContentCoding response_coding_ = ContentCoding::kIdentity;  // from the request's Accept-Encoding
 };
 
 // Out of descriptors, a waiting client would sit in the backlog until it

@@ -132,6 +132,9 @@ void V2Handler::Handle(HttpRequest&& req, Responder respond) {
   if (p.size() == 3 && p[1] == "repository" && p[2] == "index") {
     return only(http::verb::post, [&] { return RepositoryIndex(req); });
   }
+  if (p.size() == 3 && p[1] == "models" && p[2] == "stats") {
+    return only(http::verb::get, [&] { return ModelStatsJson("", -1); });
+  }
   if (p.size() >= 3 && p[1] == "models") {
     std::string_view model = p[2];
     int64_t version = -1;
@@ -148,6 +151,12 @@ void V2Handler::Handle(HttpRequest&& req, Responder respond) {
     if (p.size() == rest) return only(http::verb::get, [&] { return ModelMetadata(model, version); });
     if (p.size() == rest + 1 && p[rest] == "ready") {
       return only(http::verb::get, [&] { return ModelReady(model, version); });
+    }
+    if (p.size() == rest + 1 && p[rest] == "config") {
+      return only(http::verb::get, [&] { return ModelConfigJson(model, version); });
+    }
+    if (p.size() == rest + 1 && p[rest] == "stats") {
+      return only(http::verb::get, [&] { return ModelStatsJson(model, version); });
     }
     if (p.size() == rest + 1 && p[rest] == "infer") {
       if (method != http::verb::post) return respond(MethodNotAllowed(http::verb::post));
@@ -167,8 +176,7 @@ HttpResponse V2Handler::ServerMetadata() const {
   w.String(Version());
   w.Key("extensions");
   w.BeginArray();
-  w.String("binary_tensor_data");
-  w.String("model_repository");
+  for (const std::string& e : V2Extensions()) w.String(e);
   w.EndArray();
   w.EndObject();
   return JsonResponse(std::move(out));

@@ -42,6 +42,9 @@ class V2Handler final : public HttpHandler {
   HttpResponse Ready() const;
   HttpResponse ModelMetadata(std::string_view model, int64_t version) const;
   HttpResponse ModelReady(std::string_view model, int64_t version) const;
+  // Triton's model configuration and statistics extensions (v2_triton.cc).
+  HttpResponse ModelConfigJson(std::string_view model, int64_t version) const;
+  HttpResponse ModelStatsJson(std::string_view model, int64_t version) const;
   HttpResponse RepositoryIndex(const HttpRequest& request) const;
   // POST /v2/repository/models/{m}/load|unload (v2_repository.cc).
   void RepositoryControl(const HttpRequest& request, std::string_view model, bool load, Responder respond);

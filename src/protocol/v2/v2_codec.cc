@@ -741,4 +741,29 @@ Result<InferResponse> DecodeInferResponse(std::string_view body, std::optional<u
   return resp;
 }
 
+const std::vector<std::string>& V2Extensions() {
+  static const std::vector<std::string> kExtensions = {"binary_tensor_data", "model_repository", "model_configuration",
+                                                       "statistics", "parameters"};
+  return kExtensions;
+}
+
+std::string_view TritonTypeName(DataType dtype) {
+  switch (dtype) {
+    case DataType::kBool: return "TYPE_BOOL";
+    case DataType::kUint8: return "TYPE_UINT8";
+    case DataType::kUint16: return "TYPE_UINT16";
+    case DataType::kUint32: return "TYPE_UINT32";
+    case DataType::kUint64: return "TYPE_UINT64";
+    case DataType::kInt8: return "TYPE_INT8";
+    case DataType::kInt16: return "TYPE_INT16";
+    case DataType::kInt32: return "TYPE_INT32";
+    case DataType::kInt64: return "TYPE_INT64";
+    case DataType::kFp16: return "TYPE_FP16";
+    case DataType::kFp32: return "TYPE_FP32";
+    case DataType::kFp64: return "TYPE_FP64";
+    case DataType::kBytes: return "TYPE_STRING";
+  }
+  return "TYPE_INVALID";
+}
+
 }  // namespace berth

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "berth/status.h"
 #include "request/infer_request.h"
@@ -27,5 +28,11 @@ struct EncodedResponse {
 };
 
 EncodedResponse EncodeInferResponse(const InferResponse& response);
+
+// The extensions of the v2 protocol berth implements (GET /v2, gRPC ServerMetadata).
+const std::vector<std::string>& V2Extensions();
+
+// Triton's model-configuration name of a datatype: TYPE_FP32, ..., TYPE_STRING for BYTES.
+std::string_view TritonTypeName(DataType dtype);
 
 }  // namespace berth
