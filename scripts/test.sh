@@ -46,4 +46,5 @@ DURATION=1 bash bench/serve_mlp.sh --smoke
 bash bench/serve_transformer.sh --smoke
 bash bench/batch.sh --smoke
 bash bench/soak.sh --smoke
+bash bench/protocols.sh --smoke
 echo "== all tests passed"

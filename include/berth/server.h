@@ -34,6 +34,12 @@ struct ServerOptions {
   std::vector<std::string> load_models;     // explicit mode: models loaded at start
   std::string admin_token_file;             // enables load/unload with this bearer token
   std::string auth_token_file;              // requires this bearer token for all but health
+  // TLS on every listener (HTTP, gRPC, metrics) when the certificate and key
+  // are given; with a client CA, clients must present a certificate it
+  // signed (mTLS). Re-read on SIGHUP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
 };
 
 // Serves until SIGTERM or SIGINT, then drains. Returns an error if the

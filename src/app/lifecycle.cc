@@ -14,6 +14,7 @@ sigset_t ShutdownSignals() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
@@ -24,12 +25,14 @@ void BlockShutdownSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int WaitForShutdownSignal() {
+int WaitForShutdownSignal(const std::function<void()>& on_hangup) {
   sigset_t set = ShutdownSignals();
-  int signo = 0;
-  while (sigwait(&set, &signo) != 0) {
+  for (;;) {
+    int signo = 0;
+    if (sigwait(&set, &signo) != 0) continue;
+    if (signo != SIGHUP) return signo;
+    if (on_hangup) on_hangup();
   }
-  return signo;
 }
 
 DrainResult Drain(InferenceServer& server, const std::vector<FrontEnd*>& front_ends, std::chrono::milliseconds grace) {

@@ -1,6 +1,9 @@
-// `berth serve`: the inference server, its front ends (HTTP, metrics) and the lifecycle, wired.
+// `berth serve`: the inference server, its front ends (HTTP, metrics, gRPC), TLS and the lifecycle, wired.
 #include "berth/server.h"
 
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -15,6 +18,7 @@
 #include "app/lifecycle.h"
 #include "backend/backend_registry.h"
 #include "common/cpu_quota.h"
+#include "net/tls_context.h"
 #include "protocol/grpc/grpc_server.h"
 #include "protocol/http/http_server.h"
 #include "protocol/http/metrics_handler.h"
@@ -44,6 +48,27 @@ std::string BlasInUse() {
   return out;
 }
 
+// gRPC's TLS: the same files, watched by gRPC itself (read again every
+// second, a new pair taken once the key matches the certificate), so a
+// renewed certificate reaches new gRPC connections without SIGHUP too.
+std::shared_ptr<grpc::ServerCredentials> GrpcTlsCredentials(const TlsFiles& files) {
+  using grpc::experimental::FileWatcherCertificateProvider;
+  constexpr unsigned kRefreshSecs = 1;
+  auto provider = files.client_ca_file.empty()
+                      ? std::make_shared<FileWatcherCertificateProvider>(files.key_file, files.cert_file, kRefreshSecs)
+                      : std::make_shared<FileWatcherCertificateProvider>(files.key_file, files.cert_file,
+                                                                         files.client_ca_file, kRefreshSecs);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (files.client_ca_file.empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
 }  // namespace
 
 Status RunServer(const ServerOptions& o) {
@@ -61,7 +86,12 @@ Status RunServer(const ServerOptions& o) {
   if (!o.auth_token_file.empty()) {
     ASSIGN_OR_RETURN(access.auth_token, ReadTokenFile(o.auth_token_file));
   }
-  // Before any thread starts: only the main thread takes SIGTERM/SIGINT (WaitForShutdownSignal below).
+  TlsFiles tls_files{o.tls_cert_file, o.tls_key_file, o.tls_client_ca_file};
+  std::unique_ptr<ReloadableTlsContext> tls;
+  if (tls_files.enabled() || !tls_files.Check().ok()) {
+    ASSIGN_OR_RETURN(tls, ReloadableTlsContext::Create(tls_files));  // checks every file before anything listens
+  }
+  // Before any thread starts: only the main thread takes SIGTERM/SIGINT/SIGHUP (WaitForShutdownSignal below).
   BlockShutdownSignals();
 
   CpuBudget cpu = DetectCpuBudget();
@@ -77,6 +107,7 @@ Status RunServer(const ServerOptions& o) {
   ho.idle_timeout_secs = o.idle_timeout_secs;
   ho.max_connections = o.max_connections;
   ho.max_inflight_body_bytes = o.max_inflight_body_bytes;
+  ho.tls = tls.get();
 
   InferenceServer::Options so;
   so.repository.root = o.model_repository;
@@ -97,11 +128,16 @@ Status RunServer(const ServerOptions& o) {
                o.http_threads > 0 ? " (--http-threads)" : " (half the budget; executors use the rest)");
   ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> http, HttpServer::Create(ho, &handler));
   handler.SetFrontEnd(http.get());
-  spdlog::info("berth {} listening on http://{}:{}, repository {}, backends in {}", Version(), o.host, http->port(),
-               o.model_repository, o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir);
+  const char* scheme = tls ? "https" : "http";
+  if (tls) {
+    spdlog::info("TLS on every listener: certificate {}{}", o.tls_cert_file,
+                 o.tls_client_ca_file.empty() ? "" : "; client certificates required (--tls-client-ca-file)");
+  }
+  spdlog::info("berth {} listening on {}://{}:{}, repository {}, backends in {}", Version(), scheme, o.host,
+               http->port(), o.model_repository, o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir);
   if (o.metrics_port != 0) {
     ASSIGN_OR_RETURN(uint16_t metrics_port, http->AddListener(o.metrics_port, &metrics_handler));
-    spdlog::info("metrics on http://{}:{}/metrics", o.host, metrics_port);
+    spdlog::info("metrics on {}://{}:{}/metrics", scheme, o.host, metrics_port);
   }
   std::vector<FrontEnd*> front_ends = {http.get()};
   std::unique_ptr<GrpcServer> grpc;
@@ -110,8 +146,9 @@ Status RunServer(const ServerOptions& o) {
     go.host = o.host;
     go.port = o.grpc_port;
     go.max_message_bytes = static_cast<int64_t>(o.max_request_bytes);
+    if (tls) go.credentials = GrpcTlsCredentials(tls_files);
     ASSIGN_OR_RETURN(grpc, GrpcServer::Create(go, server.get(), AccessPolicy(access)));
-    spdlog::info("gRPC (KServe v2, grpc.health.v1) on {}:{}", o.host, grpc->port());
+    spdlog::info("gRPC (KServe v2, grpc.health.v1) on {}:{}{}", o.host, grpc->port(), tls ? " (TLS)" : "");
     front_ends.push_back(grpc.get());
   }
   for (FrontEnd* f : front_ends) RETURN_IF_ERROR(f->Start());
@@ -137,7 +174,15 @@ Status RunServer(const ServerOptions& o) {
     server->StartBackground(o.model_control_mode == "poll" ? o.repository_poll_secs : 0);
   });
 
-  int signo = WaitForShutdownSignal();
+  int signo = WaitForShutdownSignal([&tls] {
+    if (!tls) return spdlog::info("SIGHUP: nothing to reload (no --tls-cert-file)");
+    Status s = tls->Reload();
+    if (s.ok()) {
+      spdlog::info("SIGHUP: TLS certificate and key re-read; new connections use them, open ones keep theirs");
+    } else {
+      spdlog::error("SIGHUP: TLS files not reloaded, the previous certificate stays: {}", s.message());
+    }
+  });
   int64_t in_flight = 0;
   for (FrontEnd* f : front_ends) in_flight += f->InFlight();
   spdlog::info("received {}: draining {} in-flight requests (grace {} s)", signo == SIGTERM ? "SIGTERM" : "SIGINT",

@@ -68,6 +68,17 @@ class JsonWriter {
     out_->append(buf, r.ptr);
   }
 
+  // True if `s` is valid UTF-8 (what String writes unchanged).
+  static bool IsValidUtf8(std::string_view s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (static_cast<unsigned char>(s[i]) < 0x80) continue;
+      size_t n = Utf8SequenceLength(s, i);
+      if (n == 0) return false;
+      i += n - 1;
+    }
+    return true;
+  }
+
   // Shortest round-trip form. JSON has no NaN or infinity: NaN is written as
   // null (what berth reads as a missing value) and ±infinity as ±1e999, a
   // valid JSON number that overflows to ±infinity in Python's json, in

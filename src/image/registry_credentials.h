@@ -4,6 +4,7 @@
 #include <string>
 
 #include "berth/status.h"
+#include "common/base64.h"
 #include "image/image_reference.h"
 
 namespace berth {
@@ -13,9 +14,5 @@ namespace berth {
 // ~/.docker/config.json ("auths": {"<registry>": {"auth": base64}}).
 // Empty when none is configured; an error for an unreadable or malformed file.
 Result<std::string> RegistryCredentials(const ImageReference& ref);
-
-// Base64 (RFC 4648) decode/encode, for auth files and Basic auth.
-std::string Base64Encode(const std::string& in);
-Result<std::string> Base64Decode(const std::string& in);
 
 }  // namespace berth

@@ -20,16 +20,18 @@ Result<int64_t> ParsePositive(std::string_view s, std::string_view what) {
 
 Result<ServerUrl> ParseServerUrl(std::string_view url) {
   auto bad = [&](std::string why) {
-    return InvalidArgument("URL '" + std::string(url) + "': " + why + " (expected http://host:port)");
+    return InvalidArgument("URL '" + std::string(url) + "': " + why +
+                           " (expected http://host:port or https://host:port)");
   };
   if (url.find("://") == std::string_view::npos) return bad("no scheme");
-  if (url.substr(0, 7) != "http://") return bad("only http:// is supported");
+  if (url.substr(0, 7) != "http://" && url.substr(0, 8) != "https://")
+    return bad("only http:// and https:// are supported");
   Result<Url> parsed = ParseUrl(url);
   if (!parsed.ok()) return InvalidArgument(parsed.status().message() + " (expected http://host:port)");
   std::string_view path = parsed->target;
   if (path.find('?') != std::string_view::npos) return bad("no query or fragment allowed");
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  return ServerUrl{parsed->host, parsed->port, std::string(path)};
+  return ServerUrl{parsed->host, parsed->port, std::string(path), parsed->tls};
 }
 
 Result<std::vector<int>> ParseConcurrencyRange(std::string_view range) {

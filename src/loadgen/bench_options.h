@@ -11,14 +11,15 @@
 
 namespace berth {
 
-// An http://host[:port][/prefix] base URL. Only plain HTTP.
+// An http[s]://host[:port][/prefix] base URL.
 struct ServerUrl {
   std::string host;    // without brackets for IPv6 literals
   std::string port;    // "80" when the URL names none
   std::string prefix;  // path before /v2, without a trailing slash ("" usually)
+  bool tls = false;    // https
 };
 
-// InvalidArgument naming the URL if it is not http://host[:port][/path].
+// InvalidArgument naming the URL if it is not http[s]://host[:port][/path].
 Result<ServerUrl> ParseServerUrl(std::string_view url);
 
 // "a", "a:b" or "a:b:step" -> a, a+step, ... <= b. InvalidArgument unless

@@ -19,6 +19,7 @@
 
 #include "common/file_util.h"
 #include "common/json_writer.h"
+#include "loadgen/grpc_load.h"
 #include "net/http_client.h"
 #include "net/url.h"
 #include "protocol/v2/v2_client_codec.h"
@@ -146,12 +147,115 @@ Result<std::string> SynthesizeRequest(const ModelMetadata& meta, const LoadGener
   return out;
 }
 
+// One element of `t` (index i) as a JSON value.
+void WriteElement(const Tensor& t, int64_t i, const std::vector<std::string_view>& strings, JsonWriter& w) {
+  auto at = [&](auto zero) {
+    decltype(zero) v;
+    std::memcpy(&v, t.data.data() + i * static_cast<int64_t>(sizeof v), sizeof v);
+    return v;
+  };
+  switch (t.dtype) {
+    case DataType::kBool: w.Bool(t.data[static_cast<size_t>(i)] != 0); break;
+    case DataType::kFp32: w.Float(at(float{})); break;
+    case DataType::kFp64: w.Float(at(double{})); break;
+    case DataType::kInt8: w.Int(at(int8_t{})); break;
+    case DataType::kInt16: w.Int(at(int16_t{})); break;
+    case DataType::kInt32: w.Int(at(int32_t{})); break;
+    case DataType::kInt64: w.Int(at(int64_t{})); break;
+    case DataType::kUint8: w.Int(at(uint8_t{})); break;
+    case DataType::kUint16: w.Int(at(uint16_t{})); break;
+    case DataType::kUint32: w.Int(at(uint32_t{})); break;
+    case DataType::kUint64: w.Int(at(uint64_t{})); break;
+    case DataType::kBytes: w.String(strings[static_cast<size_t>(i)]); break;
+    default: w.Null();  // FP16: TF Serving's JSON has no half floats
+  }
+}
+
+// The elements of `t` from `*next` on, nested as `shape[dim..]` (TF Serving's
+// JSON takes shapes from the nesting).
+void WriteNested(const Tensor& t, size_t dim, int64_t* next, const std::vector<std::string_view>& strings,
+                 JsonWriter& w) {
+  if (dim == t.shape.size()) return WriteElement(t, (*next)++, strings, w);
+  w.BeginArray();
+  for (int64_t i = 0; i < t.shape[dim]; ++i) WriteNested(t, dim + 1, next, strings, w);
+  w.EndArray();
+}
+
+// A TF Serving predict body in the columnar format: {"inputs": {name: nested values}}.
+Result<std::string> TfServingBody(const InferRequest& request) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("inputs");
+  w.BeginObject();
+  for (const Tensor& t : request.inputs) {
+    if (t.dtype == DataType::kFp16) return InvalidArgument("input '" + t.name + "': TF Serving's JSON has no FP16");
+    std::vector<std::string_view> strings;
+    if (t.dtype == DataType::kBytes) {
+      ASSIGN_OR_RETURN(strings, SplitBytesElements(t.data.data(), t.data.size()));
+    }
+    w.Key(t.name);
+    int64_t next = 0;
+    WriteNested(t, 0, &next, strings, w);
+  }
+  w.EndObject();
+  w.EndObject();
+  return out;
+}
+
 }  // namespace
+
+namespace {
+
+// The v2 JSON body (the --input-data file byte for byte, or random data from
+// the metadata) and its tensors: decoding finds a broken file before any load
+// is sent, and gives what binary, gRPC and TF Serving bodies carry.
+struct V2Body {
+  std::string json;
+  InferRequest request;
+};
+
+Result<V2Body> BodyFor(const ModelMetadata& meta, const LoadGeneratorOptions& options) {
+  V2Body out;
+  std::string source = "the synthesized request";
+  if (!options.input_data_path.empty()) {
+    if (!options.shapes.empty()) return InvalidArgument("--shape does not apply to --input-data");
+    source = "--input-data " + options.input_data_path;
+    Result<std::string> text = ReadRegularFile(options.input_data_path, kMaxSynthesizedBytes);
+    if (!text.ok() || text->empty()) {
+      return InvalidArgument(source + ": cannot read the file, or it is empty" +
+                             (text.ok() ? std::string() : " (" + text.status().message() + ")"));
+    }
+    out.json = std::move(text).value();
+  } else {
+    ASSIGN_OR_RETURN(out.json, SynthesizeRequest(meta, options));
+  }
+  auto decoded = DecodeInferRequest(out.json, std::nullopt);
+  if (!decoded.ok()) return decoded.status().WithContext(source);
+  out.request = std::move(decoded).value();
+  return out;
+}
+
+// Rows per request: the batch dimension of a batched model's first input.
+int64_t RowsOf(const ModelMetadata& meta, const InferRequest& request) {
+  if (!meta.batched || request.inputs.empty() || request.inputs[0].shape.empty()) return 1;
+  return request.inputs[0].shape[0];
+}
+
+}  // namespace
+
+Result<BenchProtocol> ParseBenchProtocol(std::string_view name) {
+  if (name == "http") return BenchProtocol::kHttp;
+  if (name == "grpc") return BenchProtocol::kGrpc;
+  if (name == "tfserving") return BenchProtocol::kTfServing;
+  return InvalidArgument("--protocol: expected http, grpc or tfserving; got '" + std::string(name) + "'");
+}
 
 struct LoadGenerator::Target {
   Url origin;
   tcp::resolver::results_type endpoints;  // resolved once: a reconnect does not resolve again
   std::string request;                    // the whole serialized HTTP request, sent as-is by every connection
+  std::unique_ptr<GrpcLoad> grpc;         // --protocol grpc: the channel and the request instead
 };
 
 // The closed loop.
@@ -167,6 +271,8 @@ struct LoopContext {
   Clock::time_point end;
   std::chrono::milliseconds timeout;
   bool check_outputs;
+  bool tfserving;              // answers are TF Serving's: "outputs" may be any JSON value
+  const std::string* ca_file;  // https: trusted CAs
   bool InWindow(Clock::time_point t) const { return t >= start && t <= end; }
 };
 
@@ -198,6 +304,7 @@ class Connection {
     HttpClientOptions o;
     o.connect_timeout = ctx.timeout;
     o.request_timeout = ctx.timeout;
+    o.ca_file = *ctx.ca_file;
     return o;
   }
 
@@ -244,8 +351,10 @@ class Connection {
       body = body.substr(0, n);
     }
     simdjson::dom::element doc;
-    simdjson::dom::array outputs;
-    return !parser_json_.parse(body.data(), body.size()).get(doc) && !doc["outputs"].get(outputs);
+    if (parser_json_.parse(body.data(), body.size()).get(doc)) return false;
+    simdjson::dom::element outputs;
+    if (doc["outputs"].get(outputs)) return false;
+    return ctx_.tfserving || outputs.is_array();
   }
 
   void Fail(const Status& s) {
@@ -290,10 +399,20 @@ Result<std::unique_ptr<LoadGenerator>> LoadGenerator::Create(const LoadGenerator
   if (options.batch_size < 1) return InvalidArgument("--batch-size must be at least 1");
   if (options.version < 0) return InvalidArgument("--model-version must be a positive integer");
   ASSIGN_OR_RETURN(ServerUrl url, ParseServerUrl(options.url));
+  if (!options.ca_file.empty()) {
+    if (!url.tls) return InvalidArgument("--cacert applies to https:// URLs only");
+    Result<std::string> pem = ReadRegularFile(options.ca_file, 1 << 20);
+    if (!pem.ok()) return InvalidArgument("--cacert " + options.ca_file + ": " + pem.status().message());
+  }
+  if (options.binary && options.protocol != BenchProtocol::kHttp) {
+    return InvalidArgument("--binary applies to --protocol http (gRPC always sends raw tensors)");
+  }
+  if (options.protocol == BenchProtocol::kGrpc) return CreateGrpc(options, url);
 
   auto target = std::make_unique<Target>();
   target->origin.host = url.host;
   target->origin.port = url.port;
+  target->origin.tls = url.tls;
   {
     asio::io_context ioc;
     tcp::resolver resolver(ioc);
@@ -308,6 +427,7 @@ Result<std::unique_ptr<LoadGenerator>> LoadGenerator::Create(const LoadGenerator
   HttpClientOptions client_options;
   client_options.connect_timeout = client_options.request_timeout = std::chrono::milliseconds(options.timeout_ms);
   client_options.user_agent = "berth-bench";
+  client_options.ca_file = options.ca_file;
   HttpClientRequest get;
   get.url = target->origin;
   get.url.target = model_path;
@@ -327,38 +447,24 @@ Result<std::unique_ptr<LoadGenerator>> LoadGenerator::Create(const LoadGenerator
                            "' takes no batch dimension");
   }
 
-  // The JSON body: the file byte for byte, or random data from the metadata.
-  std::string body;
-  int64_t rows = meta->batched ? options.batch_size : 1;
-  std::string source = "the synthesized request";
-  if (!options.input_data_path.empty()) {
-    if (!options.shapes.empty()) return InvalidArgument("--shape does not apply to --input-data");
-    source = "--input-data " + options.input_data_path;
-    Result<std::string> text = ReadRegularFile(options.input_data_path, kMaxSynthesizedBytes);
-    if (!text.ok() || text->empty()) {
-      return InvalidArgument(source + ": cannot read the file, or it is empty" +
-                             (text.ok() ? std::string() : " (" + text.status().message() + ")"));
-    }
-    body = std::move(text).value();
-  } else {
-    ASSIGN_OR_RETURN(body, SynthesizeRequest(*meta, options));
-  }
-  // Decoding finds a broken file before any load is sent, counts a file's
-  // rows, and gives the tensors that a binary body carries.
-  auto decoded = DecodeInferRequest(body, std::nullopt);
-  if (!decoded.ok()) return decoded.status().WithContext(source);
-  if (!options.input_data_path.empty() && meta->batched && !decoded->inputs.empty() &&
-      !decoded->inputs[0].shape.empty()) {
-    rows = decoded->inputs[0].shape[0];
-  }
+  ASSIGN_OR_RETURN(V2Body v2, BodyFor(*meta, options));
+  std::string body = std::move(v2.json);
+  const InferRequest* decoded = &v2.request;
+  int64_t rows = RowsOf(*meta, v2.request);
   std::optional<size_t> json_length;
+  std::string infer_path = model_path + "/infer";
+  if (options.protocol == BenchProtocol::kTfServing) {
+    infer_path = url.prefix + "/v1/models/" + PercentEncode(options.model) +
+                 (options.version > 0 ? "/versions/" + std::to_string(options.version) : std::string()) + ":predict";
+    ASSIGN_OR_RETURN(body, TfServingBody(*decoded));  // --input-data too: a v2 request, re-encoded
+  }
   if (options.binary) {
     EncodedRequest encoded = EncodeInferRequest(*decoded, /*binary=*/true);
     body = std::move(encoded.body);
     json_length = encoded.json_length;
   }
 
-  http::request<http::string_body> req{http::verb::post, model_path + "/infer", 11};
+  http::request<http::string_body> req{http::verb::post, infer_path, 11};
   req.set(http::field::host, host_header);
   req.set(http::field::user_agent, "berth-bench");
   req.set(http::field::content_type, json_length ? "application/octet-stream" : "application/json");
@@ -371,8 +477,44 @@ Result<std::unique_ptr<LoadGenerator>> LoadGenerator::Create(const LoadGenerator
   target->request = wire.str();
 
   std::unique_ptr<LoadGenerator> gen(new LoadGenerator(options, std::move(target)));
-  gen->description_ = RunDescription{options.url,      options.model,     rows, options.binary, req.body().size(),
-                                     options.warmup_s, options.duration_s};
+  gen->description_ = RunDescription{options.url,
+                                     options.model,
+                                     rows,
+                                     options.binary,
+                                     req.body().size(),
+                                     options.warmup_s,
+                                     options.duration_s,
+                                     options.protocol == BenchProtocol::kTfServing ? "tfserving" : "http"};
+  return gen;
+}
+
+Result<std::unique_ptr<LoadGenerator>> LoadGenerator::CreateGrpc(const LoadGeneratorOptions& options,
+                                                                 const ServerUrl& url) {
+  if (!url.prefix.empty()) return InvalidArgument("--protocol grpc: the URL takes no path (" + options.url + ")");
+  GrpcLoadOptions go;
+  go.host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+  go.port = url.port;
+  go.tls = url.tls;
+  go.ca_file = options.ca_file;
+  go.model = options.model;
+  go.version = options.version;
+  go.timeout = std::chrono::milliseconds(options.timeout_ms);
+  ASSIGN_OR_RETURN(std::unique_ptr<GrpcLoad> grpc, GrpcLoad::Create(go));
+  ModelMetadata meta;
+  meta.inputs = grpc->metadata().inputs;
+  meta.batched = !meta.inputs.empty() && !meta.inputs[0].shape.empty() && meta.inputs[0].shape[0] == -1;
+  if (options.batch_size > 1 && !meta.batched) {
+    return InvalidArgument("--batch-size " + std::to_string(options.batch_size) + ": model '" + options.model +
+                           "' takes no batch dimension");
+  }
+  ASSIGN_OR_RETURN(V2Body v2, BodyFor(meta, options));
+  int64_t rows = RowsOf(meta, v2.request);
+  size_t bytes = grpc->SetRequest(v2.request);
+  auto target = std::make_unique<Target>();
+  target->grpc = std::move(grpc);
+  std::unique_ptr<LoadGenerator> gen(new LoadGenerator(options, std::move(target)));
+  gen->description_ =
+      RunDescription{options.url, options.model, rows, false, bytes, options.warmup_s, options.duration_s, "grpc"};
   return gen;
 }
 
@@ -393,9 +535,18 @@ LevelResult LoadGenerator::Run(int connections) {
                   {},
                   {},
                   std::chrono::milliseconds(options_.timeout_ms),
-                  options_.check_outputs};
+                  options_.check_outputs,
+                  options_.protocol == BenchProtocol::kTfServing,
+                  &options_.ca_file};
   ctx.start = Clock::now() + seconds(options_.warmup_s);
   ctx.end = ctx.start + seconds(options_.duration_s);
+
+  std::vector<int64_t> latencies;
+  LevelResult out;
+  if (target_->grpc) {
+    target_->grpc->Run(connections, ctx.start, ctx.end, &out, &latencies);
+    return Summarize(std::move(out), std::move(latencies), connections);
+  }
 
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>());
@@ -410,10 +561,6 @@ LevelResult LoadGenerator::Run(int connections) {
   for (auto& w : workers) pool.emplace_back([&w, &ctx] { w->ioc.run_until(ctx.end); });
   for (auto& t : pool) t.join();
 
-  LevelResult out;
-  out.connections = connections;
-  out.duration_s = options_.duration_s;
-  std::vector<int64_t> latencies;
   for (auto& w : workers) {
     const LevelResult& c = w->stats.counts;
     out.requests += c.requests;
@@ -426,7 +573,12 @@ LevelResult LoadGenerator::Run(int connections) {
     latencies.insert(latencies.end(), w->stats.latencies_ns.begin(), w->stats.latencies_ns.end());
   }
   workers.clear();  // closes the connections before their io_contexts go
+  return Summarize(std::move(out), std::move(latencies), connections);
+}
 
+LevelResult LoadGenerator::Summarize(LevelResult out, std::vector<int64_t> latencies, int connections) const {
+  out.connections = connections;
+  out.duration_s = options_.duration_s;
   std::sort(latencies.begin(), latencies.end());
   auto us = [&](double p) { return (PercentileOfSorted(latencies, p) + 500) / 1000; };
   out.p50_us = us(50);

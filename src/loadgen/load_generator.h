@@ -1,7 +1,9 @@
-// A closed-loop HTTP/1.1 load generator for `berth bench` (like Triton's
-// perf_analyzer): N keep-alive connections each send the next infer request
-// as soon as the previous answer arrives, and the latencies of the answers
-// that complete inside the measurement window are reported.
+// A closed-loop load generator for `berth bench` (like Triton's
+// perf_analyzer): N keep-alive connections (or gRPC channels) each send the
+// next infer request as soon as the previous answer arrives, and the
+// latencies of the answers that complete inside the measurement window are
+// reported. Protocols: v2 over HTTP (JSON or binary tensors), v2 over gRPC
+// (raw contents), TF Serving's REST predict (columnar JSON).
 //
 // The CLI (tools/berth/bench_command.cc) only parses flags into
 // LoadGeneratorOptions and prints what FormatResults returns.
@@ -20,8 +22,14 @@
 
 namespace berth {
 
+enum class BenchProtocol { kHttp, kGrpc, kTfServing };
+// "http", "grpc" or "tfserving".
+Result<BenchProtocol> ParseBenchProtocol(std::string_view name);
+
 struct LoadGeneratorOptions {
-  std::string url;         // http://host:port
+  std::string url;  // http[s]://host:port (for gRPC: the gRPC port)
+  BenchProtocol protocol = BenchProtocol::kHttp;
+  std::string ca_file;     // https: trusted CAs (PEM); empty = the system's
   std::string model;       // model name
   int64_t version = 0;     // 0 = the server's default (highest) version
   double duration_s = 5;   // measurement window
@@ -59,9 +67,13 @@ class LoadGenerator {
  private:
   struct Target;
   LoadGenerator(const LoadGeneratorOptions& options, std::unique_ptr<Target> target);
+  // The gRPC counterpart of Create's HTTP part.
+  static Result<std::unique_ptr<LoadGenerator>> CreateGrpc(const LoadGeneratorOptions& options, const ServerUrl& url);
+  // Percentiles, means and rates of one level's counts and latencies.
+  LevelResult Summarize(LevelResult counts, std::vector<int64_t> latencies_ns, int connections) const;
 
   LoadGeneratorOptions options_;
-  std::unique_ptr<Target> target_;  // resolved endpoints and the serialized request
+  std::unique_ptr<Target> target_;  // resolved endpoints and the serialized request, or the gRPC channel
   RunDescription description_;
 };
 

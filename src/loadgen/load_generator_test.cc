@@ -80,7 +80,8 @@ TEST(ServerUrlTest, Forms) {
 }
 
 TEST(ServerUrlTest, Errors) {
-  EXPECT_NE(ParseServerUrl("https://x:1").status().message().find("only http://"), std::string::npos);
+  EXPECT_NE(ParseServerUrl("ftp://x:1").status().message().find("only http:// and https://"), std::string::npos);
+  EXPECT_TRUE(ParseServerUrl("https://x:1")->tls);
   EXPECT_NE(ParseServerUrl("127.0.0.1:8000").status().message().find("no scheme"), std::string::npos);
   for (const char* bad : {"http://", "http://:80", "http://h:0", "http://h:70000", "http://h:x", "http://[::1",
                           "http://u@h:1", "http://h:1/?q"}) {

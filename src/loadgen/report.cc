@@ -38,8 +38,12 @@ std::string StatusCounts(const LevelResult& r) {
 
 std::string FormatTable(const RunDescription& run, const std::vector<LevelResult>& levels) {
   std::string out = "berth bench " + run.url + "  model " + run.model + "  batch " + std::to_string(run.batch_size) +
-                    "  " + (run.binary ? "binary" : "json") + " body " + std::to_string(run.request_bytes) +
-                    " B  warmup " + Fixed(run.warmup_s, 1) + " s  window " + Fixed(run.duration_s, 1) + " s\n";
+                    "  " + (run.protocol == "http" ? "" : run.protocol + " ") +
+                    (run.protocol == "grpc" ? "raw"
+                     : run.binary           ? "binary"
+                                            : "json") +
+                    " body " + std::to_string(run.request_bytes) + " B  warmup " + Fixed(run.warmup_s, 1) +
+                    " s  window " + Fixed(run.duration_s, 1) + " s\n";
   char line[256];
   std::snprintf(line, sizeof line, "%11s %10s %11s %11s %9s %9s %9s %9s %9s %8s\n", "connections", "requests", "req/s",
                 "rows/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "errors");

@@ -45,6 +45,7 @@ struct RunDescription {
   size_t request_bytes = 0;
   double warmup_s = 0;
   double duration_s = 0;
+  std::string protocol = "http";  // http (v2), grpc (v2), tfserving (REST)
 };
 
 // Table: a header line and one row per level, then a line per level with

@@ -28,7 +28,12 @@ HttpConnection::HttpConnection(asio::io_context& ioc, const Url& origin, const H
     tls_context_ = std::make_unique<ssl::context>(ssl::context::tls_client);
     beast::error_code ignored;
     if (options_.verify_tls) {
-      tls_context_->set_default_verify_paths(ignored);
+      // An unreadable --cacert trusts nothing: the handshake then fails, naming the certificate.
+      if (options_.ca_file.empty()) {
+        tls_context_->set_default_verify_paths(ignored);
+      } else {
+        tls_context_->load_verify_file(options_.ca_file, ignored);
+      }
       tls_context_->set_verify_mode(ssl::verify_peer);
     } else {
       tls_context_->set_verify_mode(ssl::verify_none);

@@ -58,6 +58,7 @@ struct HttpClientOptions {
   // layers of hundreds of MB go over slow links.
   std::chrono::milliseconds request_timeout{30 * 60'000};
   bool verify_tls = true;  // false: TLS without checking the certificate (--insecure-registry)
+  std::string ca_file;     // PEM CAs to trust instead of the system's (berth bench --cacert)
   std::string user_agent = "berth";
   size_t max_idle_per_origin = 8;
 };

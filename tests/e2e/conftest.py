@@ -34,13 +34,18 @@ def free_port():
 class Server:
     """A running `berth serve`; stopped by its PID."""
 
-    def __init__(self, repo, extra_args=(), wait_ready=True):
+    def __init__(self, repo, extra_args=(), wait_ready=True, tls_ca=None, client_cert=None):
+        """tls_ca: the CA file that verifies the server's certificate (the server runs with TLS);
+        client_cert: (cert, key) files presented to it (mTLS)."""
+        self.tls_ca = tls_ca
+        self.client_cert = client_cert
+        scheme = "https" if tls_ca else "http"
         self.port = free_port()
         self.metrics_port = free_port()
         self.grpc_port = free_port()
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.metrics_url = f"{scheme}://127.0.0.1:{self.metrics_port}/metrics"
         self.log_path = pathlib.Path(repo).parent / f"berth-{self.port}.log"
         self.log = open(self.log_path, "w")
         args = [str(BERTH_BIN), "serve", "--model-repository", str(repo),
@@ -58,12 +63,18 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"berth exited with {self.proc.returncode}:\n{self.logs()}")
             try:
-                if requests.get(self.url + path, timeout=1).status_code == 200:
+                if requests.get(self.url + path, timeout=1, **self._verify()).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"berth did not become ready:\n{self.logs()}")
+
+    def _verify(self):
+        kw = {"verify": str(self.tls_ca)} if self.tls_ca else {}
+        if self.client_cert:
+            kw["cert"] = tuple(str(p) for p in self.client_cert)
+        return kw
 
     def logs(self):
         self.log.flush()
@@ -71,14 +82,18 @@ class Server:
 
     def alive(self):
         return self.proc.poll() is None and \
-            requests.get(self.url + "/v2/health/live", timeout=5).status_code == 200
+            requests.get(self.url + "/v2/health/live", timeout=5, **self._verify()).status_code == 200
 
     def get(self, path, **kw):
         kw.setdefault("timeout", 30)
+        for k, v in self._verify().items():
+            kw.setdefault(k, v)
         return requests.get(self.url + path, **kw)
 
     def post(self, path, **kw):
         kw.setdefault("timeout", 30)
+        for k, v in self._verify().items():
+            kw.setdefault(k, v)
         return requests.post(self.url + path, **kw)
 
     def infer(self, model, inputs, version=None, **extra):
@@ -119,8 +134,8 @@ def start_server(tmp_path):
     """Factory: start_server(repo, extra_args=(), wait_ready=True) -> Server; all stopped at teardown."""
     servers = []
 
-    def start(repo, extra_args=(), wait_ready=True):
-        s = Server(repo, extra_args, wait_ready)
+    def start(repo, extra_args=(), wait_ready=True, **kw):
+        s = Server(repo, extra_args, wait_ready, **kw)
         servers.append(s)
         return s
 

@@ -57,9 +57,12 @@ def kserve_stub_dir():
 class Client:
     """The v2 service and grpc.health.v1 over one channel to `target`."""
 
-    def __init__(self, target, token=None, compression=None):
+    def __init__(self, target, token=None, compression=None, credentials=None):
         self.pb, pbg, self.health_pb = triton()
-        self.channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS, compression=compression)
+        if credentials is None:
+            self.channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS, compression=compression)
+        else:
+            self.channel = grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS, compression=compression)
         self.stub = pbg.GRPCInferenceServiceStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")] if token else None
         h = self.health_pb

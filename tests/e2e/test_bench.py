@@ -12,44 +12,26 @@ import subprocess
 
 import pytest
 
-from conftest import BERTH_BIN, Server, write_model
+from conftest import BERTH_BIN, Server, identity_config, write_model
 
 # Short runs: enough requests on loopback for percentiles, little wall time.
 FAST = ["--warmup", "0.1", "-d", "0.4"]
 
-IDENTITY = """\
-backend: identity
-max_batch_size: {mbs}
-inputs:
-{inputs}
-outputs:
-{outputs}
-parameters: {params}
-"""
-
 DATATYPES = ["BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
              "UINT64", "FP16", "FP32", "FP64", "BYTES"]
-
-
-def identity_yaml(inputs, mbs=0, params="{}"):
-    """inputs: [(name, datatype, shape)]; output i mirrors input i."""
-    def fmt(items):
-        return "\n".join(f"  - {{name: {n}, datatype: {d}, shape: {list(s)}}}" for n, d, s in items)
-    outputs = [("out_" + n, d, s) for n, d, s in inputs]
-    return IDENTITY.format(mbs=mbs, inputs=fmt(inputs), outputs=fmt(outputs), params=params)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     repo = tmp_path_factory.mktemp("bench") / "models"
     repo.mkdir()
-    write_model(repo, "idf", identity_yaml([("x", "FP32", [-1])]))
+    write_model(repo, "idf", identity_config([("x", "FP32", [-1])]))
     # Not batched, so each shape starts with a fixed dim; the -1 comes from --shape or is 1.
-    write_model(repo, "alltypes", identity_yaml([(dt.lower(), dt, [2, -1]) for dt in DATATYPES]))
-    write_model(repo, "fixed", identity_yaml([("x", "INT32", [3])]))
-    write_model(repo, "batched", identity_yaml([("x", "FP32", [4]), ("s", "BYTES", [-1])], mbs=8))
-    write_model(repo, "fail", identity_yaml([("x", "FP32", [-1])], params='{fail: "true"}') + "warmup: {requests: 0}\n")
-    write_model(repo, "slow", identity_yaml([("x", "FP32", [-1])], params='{delay_ms: "300"}'))
+    write_model(repo, "alltypes", identity_config([(dt.lower(), dt, [2, -1]) for dt in DATATYPES]))
+    write_model(repo, "fixed", identity_config([("x", "INT32", [3])]))
+    write_model(repo, "batched", identity_config([("x", "FP32", [4]), ("s", "BYTES", [-1])], mbs=8))
+    write_model(repo, "fail", identity_config([("x", "FP32", [-1])], extra="warmup: {requests: 0}\n", fail="true"))
+    write_model(repo, "slow", identity_config([("x", "FP32", [-1])], delay_ms="300"))
     s = Server(repo)
     yield s
     s.stop()
@@ -189,9 +171,50 @@ def test_bad_usage_exits_2(server, args, message):
     assert message in p.stderr, p.stderr
 
 
-def test_only_http_urls():
-    p = bench("https://127.0.0.1:1", "-m", "idf")
-    assert p.returncode == 2 and "only http://" in p.stderr, p.stderr
+def test_only_http_and_https_urls():
+    p = bench("ftp://127.0.0.1:1", "-m", "idf")
+    assert p.returncode == 2 and "only http:// and https://" in p.stderr, p.stderr
+    p = bench("http://127.0.0.1:1", "-m", "idf", "--cacert", "/etc/hostname")
+    assert p.returncode == 2 and "--cacert applies to https:// URLs only" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("model,extra", [("idf", []), ("batched", ["-b", "4", "--shape", "s:3"]),
+                                         ("alltypes", ["--shape", "fp32:2,3"])])
+def test_grpc_protocol(server, model, extra):
+    # The gRPC port; the server counts what arrived over gRPC like any request.
+    before = server.get(f"/v2/models/{model}/stats").json()["model_stats"][0]["inference_count"]
+    (rec,) = bench_json(f"http://{server.grpc_target}", "--protocol", "grpc", "-m", model, "-c", "3", *extra, *FAST)
+    assert_clean(rec)
+    after = server.get(f"/v2/models/{model}/stats").json()["model_stats"][0]["inference_count"]
+    assert after - before >= rec["requests"] * rec["batch_size"]
+    p = bench(f"http://{server.grpc_target}", "--protocol", "grpc", "-m", "idf", *FAST)
+    assert p.returncode == 0 and "grpc raw body" in p.stdout.splitlines()[0], p.stdout
+
+
+def test_grpc_protocol_errors(server):
+    (rec,) = bench_json(f"http://{server.grpc_target}", "--protocol", "grpc", "-m", "fail", *FAST, expect_rc=1)
+    assert rec["errors"] == rec["non_2xx"] == rec["requests"] > 0, rec
+    assert set(rec["status_counts"]) == {"13"}, rec  # INTERNAL, as the gRPC status code
+    p = bench(f"http://{server.grpc_target}", "--protocol", "grpc", "-m", "nosuch")
+    assert p.returncode == 2 and "nosuch" in p.stderr, p.stderr
+    p = bench(f"http://{server.grpc_target}", "--protocol", "grpc", "-m", "idf", "--binary")
+    assert p.returncode == 2 and "--binary applies to --protocol http" in p.stderr, p.stderr
+    p = bench("http://127.0.0.1:1", "--protocol", "grpc", "-m", "idf", "--timeout-ms", "2000")
+    assert p.returncode == 2 and "unreachable" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("model,extra", [("idf", []), ("batched", ["-b", "2", "--shape", "s:3"]),
+                                         ("fixed", [])])
+def test_tfserving_protocol(server, model, extra):
+    # --check-outputs: every answer is TF Serving's {"outputs": ...}.
+    (rec,) = bench_json(server.url, "--protocol", "tfserving", "-m", model, "--check-outputs", *extra, *FAST)
+    assert_clean(rec)
+    assert rec["invalid_responses"] == 0
+
+
+def test_unknown_protocol_is_a_usage_error(server):
+    p = bench(server.url, "--protocol", "thrift", "-m", "idf")
+    assert p.returncode == 2 and "expected http, grpc or tfserving" in p.stderr, p.stderr
 
 
 @pytest.mark.torch

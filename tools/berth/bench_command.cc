@@ -19,6 +19,7 @@ struct BenchFlags {
   std::string concurrency_range;
   std::vector<std::string> shapes;
   std::string format = "table";
+  std::string protocol = "http";
   std::vector<std::string> conversion_errors;  // numbers that did not parse, reported as usage errors
 };
 
@@ -74,6 +75,9 @@ int RunBench(const BenchFlags& flags, const CLI::App& app) {
   }
 
   LoadGeneratorOptions options = flags.options;
+  auto protocol = ParseBenchProtocol(flags.protocol);
+  if (!protocol.ok()) return usage(protocol.status().message());
+  options.protocol = *protocol;
   for (const std::string& s : flags.shapes) {
     auto shape = ParseShapeOption(s);
     if (!shape.ok()) return usage(shape.status().message());
@@ -101,11 +105,19 @@ Subcommand AddBenchCommand(CLI::App& parent) {
   Subcommand cmd;
   CLI::App* app = parent.add_subcommand(
       "bench",
-      "Closed-loop load generator against a v2 inference server: throughput and latency percentiles.\n"
+      "Closed-loop load generator against an inference server (v2 over HTTP or gRPC, TF Serving REST): "
+      "throughput and latency percentiles.\n"
       "Exit code: 0 if every request succeeded, 1 if any failed, 2 for bad usage or an unusable server/model");
   cmd.app = app;
   app->allow_extras();  // reported by RunBench, so that they exit 2 like every usage error
-  app->add_option("url", o.url, "Server base URL, e.g. http://127.0.0.1:8000");
+  app->add_option("url", o.url,
+                  "Server base URL, e.g. http://127.0.0.1:8000 (https:// for TLS; for --protocol grpc the gRPC port, "
+                  "e.g. http://127.0.0.1:8001)");
+  app->add_option("--protocol", flags->protocol,
+                  "http (v2 JSON, or binary with --binary), grpc (KServe v2 gRPC, raw tensors) or tfserving "
+                  "(TF Serving REST predict, columnar JSON)")
+      ->capture_default_str();
+  app->add_option("--cacert", o.ca_file, "PEM file of the CAs to trust for https:// (default: the system's)");
   app->add_option("-m,--model", o.model, "Model to send infer requests to (required)");
   AddNumber(app, "--model-version", &o.version, "Model version (default: the server's choice)", flags);
   AddNumber(app, "-c,--connections", &flags->connections, "Concurrent keep-alive connections", flags);

@@ -96,6 +96,11 @@ int main(int argc, char** argv) {
                     "File holding the bearer token that load/unload require (without it they answer 403)");
   serve->add_option("--auth-token-file", serve_opts.auth_token_file,
                     "File holding a bearer token that every v2 endpoint but health requires (not /metrics)");
+  serve->add_option("--tls-cert-file", serve_opts.tls_cert_file,
+                    "PEM certificate (and chain): TLS 1.2+ on every listener (HTTP, gRPC, metrics); re-read on SIGHUP");
+  serve->add_option("--tls-key-file", serve_opts.tls_key_file, "PEM private key of --tls-cert-file");
+  serve->add_option("--tls-client-ca-file", serve_opts.tls_client_ca_file,
+                    "PEM CA certificates: clients must present a certificate one of them signed (mTLS)");
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")->capture_default_str();
 
   berth::PredictOptions predict_opts;

@@ -15,6 +15,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <chrono>
 #include <optional>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "common/json_writer.h"
+#include "net/tls_context.h"
 #include "protocol/http/content_coding.h"
 #include "protocol/http/request_parser.h"
 
@@ -72,10 +74,16 @@ HttpResponse PlainError(http::status status, const std::string& message, unsigne
   return res;
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection: plain (Stream = beast::tcp_stream) or TLS (beast::ssl_stream<beast::tcp_stream>).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket&& socket, HttpServer::Shared* shared, HttpHandler* handler, bool reserve_only)
-      : stream_(std::move(socket)),
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  Session(tcp::socket&& socket, HttpServer::Shared* shared, HttpHandler* handler, bool reserve_only,
+          std::shared_ptr<net::ssl::context> tls)
+      : tls_(std::move(tls)),
+        stream_(MakeStream(std::move(socket), tls_.get())),
         // Bounded: what is buffered beyond the parser (a header block or a
         // trailer section being gathered, pipelined bytes) never outgrows the
         // header limit plus one read. Bodies go straight into their string.
@@ -101,10 +109,54 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Start() {
-    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::ReadHeader, shared_from_this()));
+    if constexpr (kTls) {
+      net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::Handshake, this->shared_from_this()));
+    } else {
+      net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::ReadHeader, this->shared_from_this()));
+    }
   }
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
+  static Stream MakeStream(tcp::socket&& socket, net::ssl::context* tls) {
+    if constexpr (kTls) {
+      return Stream(beast::tcp_stream(std::move(socket)), *tls);
+    } else {
+      (void)tls;
+      return Stream(std::move(socket));
+    }
+  }
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  // TLS: the handshake, bounded by the read timeout. A client that fails it
+  // (plain HTTP sent to this port, no or a wrong client certificate, TLS
+  // below 1.2) is logged and closed; everyone else is served as before.
+  void Handshake() {
+    Lowest().expires_after(std::chrono::seconds(opts().read_timeout_secs));
+    stream_.async_handshake(net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+      if (!ec) return self->ReadHeader();
+      self->LogHandshakeFailure(ec);
+      self->Close();
+    });
+  }
+
+  void LogHandshakeFailure(const beast::error_code& ec) {
+    beast::error_code ignored;
+    tcp::endpoint peer = Lowest().socket().remote_endpoint(ignored);
+    std::string why = ec == beast::error::timeout ? "timed out" : ec.message();
+    if (why.find("http request") != std::string::npos) why += ": the client spoke plain HTTP to the TLS port";
+    // Rate-limited: a scanner must not flood the log.
+    static std::atomic<int64_t> last_ms{0};
+    int64_t now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    int64_t prev = last_ms.load();
+    if (now_ms - prev >= 1000 && last_ms.compare_exchange_strong(prev, now_ms)) {
+      spdlog::warn("TLS handshake with {} failed ({}); connection closed", peer.address().to_string(), why);
+    }
+  }
+
   const HttpServer::Options& opts() const { return shared_->options; }
 
   void ReadHeader() {
@@ -119,14 +171,14 @@ class Session : public std::enable_shared_from_this<Session> {
     auto timeout = reserve_only_
                        ? std::chrono::seconds(1)
                        : std::chrono::seconds(requests_ == 0 ? opts().read_timeout_secs : opts().idle_timeout_secs);
-    stream_.expires_after(timeout);
+    Lowest().expires_after(timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
 
   void OnHeader(beast::error_code ec, std::size_t) {
     if (ec) return OnReadError(ec);
-    stream_.expires_after(std::chrono::seconds(opts().read_timeout_secs));
+    Lowest().expires_after(std::chrono::seconds(opts().read_timeout_secs));
     if (auto refusal = CheckRequestHead(*parser_))
       return WriteAndLinger(PlainError(refusal->first, refusal->second, 11));
     const HttpRequest& head = parser_->get();
@@ -174,7 +226,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnBody(beast::error_code ec, std::size_t) {
     if (ec) return OnReadError(ec);
     ++requests_;
-    stream_.expires_never();  // inference may take a while; the write sets its own timeout
+    Lowest().expires_never();  // inference may take a while; the write sets its own timeout
     keep_alive_ = parser_->get().keep_alive();
     version_ = parser_->get().version();
     auto accept = parser_->get().find(http::field::accept_encoding);
@@ -255,7 +307,7 @@ class Session : public std::enable_shared_from_this<Session> {
       res.set(http::field::content_length, kept);
     }
     response_.emplace(std::move(res));  // kept until the write completes
-    stream_.expires_after(std::chrono::seconds(opts().read_timeout_secs));
+    Lowest().expires_after(std::chrono::seconds(opts().read_timeout_secs));
     http::async_write(stream_, *response_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->Done();
       bool close = ec || self->response_->need_eof();
@@ -272,11 +324,11 @@ class Session : public std::enable_shared_from_this<Session> {
     res.keep_alive(false);
     res.prepare_payload();
     auto sp = std::make_shared<HttpResponse>(std::move(res));
-    stream_.expires_after(std::chrono::seconds(opts().read_timeout_secs));
+    Lowest().expires_after(std::chrono::seconds(opts().read_timeout_secs));
     http::async_write(stream_, *sp, [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
       if (ec) return self->Close();
       beast::error_code ignored;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
       self->linger_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(2);
       self->Linger();
     });
@@ -284,7 +336,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Linger() {
     if (std::chrono::steady_clock::now() >= linger_deadline_) return Close();
-    stream_.expires_at(linger_deadline_);
+    Lowest().expires_at(linger_deadline_);
     discard_.resize(64 << 10);
     stream_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->Close();
@@ -306,11 +358,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close() {
     Done();
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    Lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Lowest().close();
   }
 
-  beast::tcp_stream stream_;
+  std::shared_ptr<net::ssl::context> tls_;  // TLS: the context this connection started with (kept across reloads)
+  Stream stream_;
   beast::flat_buffer buffer_;
   HttpServer::Shared* shared_;  // outlives every session: it owns the io_context
   HttpHandler* handler_;
@@ -379,7 +432,15 @@ void Accept(HttpServer::Shared* shared, HttpServer::Shared::Listener* l) {
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), shared, l->handler, open > shared->max_connections)->Start();
+      bool reserve_only = open > shared->max_connections;
+      if (shared->options.tls != nullptr) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), shared, l->handler,
+                                                                        reserve_only, shared->options.tls->current())
+            ->Start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), shared, l->handler, reserve_only, nullptr)
+            ->Start();
+      }
     }
     Accept(shared, l);
   });

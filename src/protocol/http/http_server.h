@@ -20,6 +20,8 @@
 
 namespace berth {
 
+class ReloadableTlsContext;
+
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
 // Sends the response for one request. Call exactly once, from any thread.
@@ -72,6 +74,10 @@ class HttpServer final : public FrontEnd {
     // set, a new request on an open connection is answered 503 and the
     // connection closed. Outlives the HttpServer. Null = never draining.
     const std::atomic<bool>* draining = nullptr;
+    // TLS on every listener when set (outlives the HttpServer); its
+    // current() context is taken by each new connection, so a reload
+    // (SIGHUP) reaches new connections and drops none.
+    ReloadableTlsContext* tls = nullptr;
   };
 
   // Binds and listens. Error if the address is invalid or the port is taken.

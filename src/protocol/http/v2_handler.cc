@@ -9,7 +9,7 @@
 
 #include "berth/version.h"
 #include "common/json_writer.h"
-#include "protocol/http/content_coding.h"
+#include "protocol/http/http_util.h"
 #include "protocol/http/status_mapping.h"
 #include "protocol/v2/v2_codec.h"
 
@@ -17,43 +17,6 @@ namespace berth {
 namespace {
 
 namespace http = boost::beast::http;
-
-std::vector<std::string_view> SplitPath(std::string_view target) {
-  if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
-  // Absolute form (RFC 9112 3.2.2): http://host[:port]/path
-  for (std::string_view scheme : {"http://", "https://"}) {
-    if (target.substr(0, scheme.size()) == scheme) {
-      auto slash = target.find('/', scheme.size());
-      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-      break;
-    }
-  }
-  std::vector<std::string_view> parts;
-  if (target.empty() || target[0] != '/') return parts;
-  target.remove_prefix(1);
-  while (true) {
-    auto slash = target.find('/');
-    parts.push_back(target.substr(0, slash));
-    if (slash == std::string_view::npos) break;
-    target.remove_prefix(slash + 1);
-  }
-  return parts;
-}
-
-// Parses a version path segment: a positive integer.
-Result<int64_t> ParseVersion(std::string_view s) {
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v < 1) {
-    return InvalidArgument("model version '" + std::string(s) + "' is not a positive integer");
-  }
-  return v;
-}
-
-HttpResponse Empty(http::status status) {
-  HttpResponse res{status, 11};
-  return res;
-}
 
 void WriteSpecs(JsonWriter& w, const std::vector<TensorMetadata>& specs) {
   w.BeginArray();
@@ -110,16 +73,17 @@ void V2Handler::Handle(HttpRequest&& req, Responder respond) {
   std::vector<std::string_view> p = SplitPath(req.target());
   http::verb method = req.method();
   auto only = [&](http::verb v, auto&& make) { respond(method == v ? make() : MethodNotAllowed(v)); };
-  if (p.empty() || p[0] != "v2") {
+  if (p.empty() || (p[0] != "v2" && p[0] != "v1")) {
     return respond(ErrorResponse(NotFound("no such endpoint: " + std::string(req.target()))));
   }
-  bool health = p.size() == 3 && p[1] == "health";
-  bool control = p.size() == 5 && p[1] == "repository" && p[2] == "models" && (p[4] == "load" || p[4] == "unload");
-  if (!health && !control) {
+  Route route = RouteOf(p);
+  if (route == Route::kOther) {
     if (Status allowed = access_.CheckInference(AuthorizationOf(req)); !allowed.ok()) {
       return respond(ErrorResponse(allowed));
     }
   }
+  if (p[0] == "v1") return HandleTfServing(std::move(req), p, std::move(respond));
+  bool control = route == Route::kControl;
   if (control) {
     if (method != http::verb::post) return respond(MethodNotAllowed(http::verb::post));
     return RepositoryControl(req, p[3], p[4] == "load", std::move(respond));
@@ -227,31 +191,10 @@ Result<std::unique_ptr<InferRequest>> DecodeBody(const HttpRequest& req, uint64_
     }
     json_length = n;
   }
-  std::string_view body = req.body();
   std::string decompressed;
-  if (auto it = req.find(http::field::content_encoding); it != req.end()) {
-    ContentCoding coding = ParseContentCoding(it->value());
-    if (coding != ContentCoding::kIdentity) {
-      ASSIGN_OR_RETURN(decompressed, DecodeBody(coding, body, max_body_bytes));
-      body = decompressed;
-    }
-  }
+  ASSIGN_OR_RETURN(std::string_view body, DecodedBody(req, max_body_bytes, &decompressed));
   ASSIGN_OR_RETURN(InferRequest decoded, DecodeInferRequest(body, json_length));
   return std::make_unique<InferRequest>(std::move(decoded));
-}
-
-// 415 and 413 are HTTP's own answers to a body it cannot take; the codes of
-// the rest come from the one status mapping.
-HttpResponse BodyError(const Status& s, const HttpRequest& req) {
-  if (s.code() == StatusCode::kUnimplemented && req.find(http::field::content_encoding) != req.end()) {
-    return JsonResponse(JsonError("Content-Encoding '" + std::string(req[http::field::content_encoding]).substr(0, 40) +
-                                  "' is not supported; send identity, gzip or deflate"),
-                        http::status::unsupported_media_type);
-  }
-  if (s.code() == StatusCode::kResourceExhausted && req.find(http::field::content_encoding) != req.end()) {
-    return JsonResponse(JsonError(s.message()), http::status::payload_too_large);
-  }
-  return ErrorResponse(s);
 }
 
 HttpResponse InferResponseToHttp(const InferResponse& response) {

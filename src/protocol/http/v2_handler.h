@@ -6,6 +6,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/worker_pool.h"
 #include "protocol/http/http_server.h"
@@ -49,6 +51,11 @@ class V2Handler final : public HttpHandler {
   // POST /v2/repository/models/{m}/load|unload (v2_repository.cc).
   void RepositoryControl(const HttpRequest& request, std::string_view model, bool load, Responder respond);
   void Infer(HttpRequest&& request, std::string_view model, int64_t version, Responder respond);
+  // TF Serving's REST API under /v1 (tfserving_routes.cc).
+  void HandleTfServing(HttpRequest&& request, const std::vector<std::string_view>& path, Responder respond);
+  HttpResponse TfModelStatus(std::string_view model, int64_t version) const;
+  HttpResponse TfModelMetadata(std::string_view model, int64_t version) const;
+  void TfPredict(HttpRequest&& request, std::string_view model, int64_t version, Responder respond);
 
   InferenceServer* server_;
   AccessPolicy access_;
