@@ -47,4 +47,5 @@ bash bench/serve_transformer.sh --smoke
 bash bench/batch.sh --smoke
 bash bench/soak.sh --smoke
 bash bench/protocols.sh --smoke
+bash bench/pipelines.sh --smoke
 echo "== all tests passed"

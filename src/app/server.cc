@@ -19,6 +19,7 @@
 #include "backend/backend_registry.h"
 #include "common/cpu_quota.h"
 #include "net/tls_context.h"
+#include "pipeline/pipeline_kind.h"
 #include "protocol/grpc/grpc_server.h"
 #include "protocol/http/http_server.h"
 #include "protocol/http/metrics_handler.h"
@@ -117,6 +118,7 @@ Status RunServer(const ServerOptions& o) {
   so.default_timeout_us = o.request_timeout_ms * 1000;
   so.inline_slots = ho.threads;  // at most one request in flight per I/O thread runs inline
   ASSIGN_OR_RETURN(std::unique_ptr<InferenceServer> server, InferenceServer::Create(so));
+  server->RegisterKind(kPipelineModelKind, PipelineKind(server.get()));
 
   V2Handler::Options vo;
   vo.max_body_bytes = o.max_request_bytes;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct TensorSpec {
   // Inputs only, for `berth batch`: the table columns that fill this input,
   // in order (a one-hot column contributes one value per category).
   std::vector<std::string> columns;
+  // Pipelines' inputs only: the request may leave it out (the steps that
+  // need it are skipped).
+  bool optional = false;
 };
 
 // Preprocessing of table columns before they fill model inputs (`berth
@@ -48,9 +52,13 @@ struct VersionPolicy {
   std::vector<int64_t> specific;  // kSpecific: exactly these
 };
 
-// The kind of a model that a backend plugin runs (the only kind model.yaml
-// names today); the repository's loader builds each kind its own way.
+// The kinds of model (model.yaml's `kind`): one a backend plugin runs, and a
+// pipeline of other models (common/pipeline_spec.h); the repository's loader
+// builds each kind its own way.
 inline constexpr const char* kBackendModelKind = "backend";
+inline constexpr const char* kPipelineModelKind = "pipeline";
+
+struct PipelineSpec;
 
 struct ModelConfig {
   std::string name;  // the model directory's name
@@ -73,6 +81,9 @@ struct ModelConfig {
   // the instance stuck. -1 = the server's --execution-timeout-ms; 0 = none.
   int64_t execution_timeout_ms = -1;
   Transforms transforms;
+  // kind: pipeline: its steps and wiring. Its outputs' datatypes and shapes
+  // come from the step models when it loads.
+  std::shared_ptr<const PipelineSpec> pipeline;
 
   bool batched() const { return max_batch_size > 0; }
   // The shape clients see: [-1, ...spec] when batched.

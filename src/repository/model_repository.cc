@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <set>
+
+#include "common/pipeline_spec.h"
 
 namespace fs = std::filesystem;
 
@@ -166,7 +170,9 @@ Status ModelRepository::LoadModel(const std::string& name) {
       e.name = name;
       e.reason.clear();
       VersionSlot& slot = e.versions[v];
-      if (slot.fingerprint == fingerprint && (slot.loaded || slot.state == ModelState::kUnavailable)) {
+      // A pipeline that could not load is tried again (its step models may serve by now).
+      bool retry = source->config.kind == kPipelineModelKind && !slot.loaded;
+      if (slot.fingerprint == fingerprint && (slot.loaded || slot.state == ModelState::kUnavailable) && !retry) {
         // Unchanged files: no reload. A version that failed still reports why.
         if (!slot.reason.empty() && first_error.ok()) first_error = Unavailable(slot.reason);
         continue;
@@ -183,8 +189,14 @@ Status ModelRepository::LoadModel(const std::string& name) {
       slot.state = ModelState::kReady;
       slot.reason.clear();
       const ModelConfig& c = *(*mv)->config;
-      spdlog::info("model '{}' version {}: READY (backend {}, max_batch_size {}, instances {}, threads {}{})", name, v,
-                   c.backend, c.max_batch_size, c.instances, c.threads, c.dynamic_batching ? ", dynamic batching" : "");
+      if (c.pipeline) {
+        spdlog::info("model '{}' version {}: READY (pipeline of {} steps, max_batch_size {})", name, v,
+                     c.pipeline->steps.size(), c.max_batch_size);
+      } else {
+        spdlog::info("model '{}' version {}: READY (backend {}, max_batch_size {}, instances {}, threads {}{})", name,
+                     v, c.backend, c.max_batch_size, c.instances, c.threads,
+                     c.dynamic_batching ? ", dynamic batching" : "");
+      }
       continue;
     }
     Status failed = Public(mv.status());
@@ -236,6 +248,33 @@ Status ModelRepository::UnloadModel(const std::string& name) {
   return Status::Ok();
 }
 
+std::vector<std::string> ModelRepository::LoadOrder(const std::vector<std::string>& names) const {
+  // The models each pipeline runs (from its model.yaml; a model.yaml that
+  // does not read is reported by its own load).
+  std::map<std::string, std::vector<std::string>> deps;
+  for (const auto& n : names) {
+    Result<ModelSource> source = ReadModelSource(ModelDir(n), n);
+    if (!source.ok() || !source->config.pipeline) continue;
+    for (const PipelineStep& step : source->config.pipeline->steps) deps[n].push_back(step.model);
+  }
+  std::vector<std::string> order;
+  std::set<std::string> placed, visiting;
+  std::function<void(const std::string&)> place = [&](const std::string& n) {
+    if (placed.count(n) || visiting.count(n)) return;  // a cycle: its pipelines fail to load, saying why
+    visiting.insert(n);
+    auto it = deps.find(n);
+    if (it != deps.end()) {
+      for (const auto& d : it->second)
+        if (std::binary_search(names.begin(), names.end(), d)) place(d);
+    }
+    visiting.erase(n);
+    placed.insert(n);
+    order.push_back(n);
+  };
+  for (const auto& n : names) place(n);
+  return order;
+}
+
 void ModelRepository::LoadAll() {
   if (!options_.single_model.empty()) {
     (void)LoadModel(options_.single_model);  // recorded for the index
@@ -258,7 +297,7 @@ void ModelRepository::LoadAll() {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& n : names) models_[n].name = n;
   }
-  for (const auto& n : names) (void)LoadModel(n);  // failures are recorded for the index
+  for (const auto& n : LoadOrder(names)) (void)LoadModel(n);  // failures are recorded for the index
 }
 
 void ModelRepository::Poll() {

@@ -75,7 +75,13 @@ class ModelRepository {
   static Result<std::unique_ptr<ModelRepository>> Create(Options options);
   ~ModelRepository();
 
-  // Loads every model in the repository; failures are recorded, never fatal.
+  // Another kind of model (ModelLoader::RegisterKind); call before loading.
+  void RegisterKind(const std::string& kind, ModelLoader::SchedulerFactory factory) {
+    loader_.RegisterKind(kind, std::move(factory));
+  }
+
+  // Loads every model in the repository, the models a pipeline runs before
+  // the pipeline; failures are recorded, never fatal.
   void LoadAll();
   // (Re)loads one model: versions that are new or changed on disk load and
   // then replace the serving ones; versions no longer selected are retired
@@ -109,6 +115,8 @@ class ModelRepository {
  private:
   explicit ModelRepository(Options options);
   std::string ModelDir(const std::string& name) const;
+  // `names` (sorted) with every pipeline after the models it runs.
+  std::vector<std::string> LoadOrder(const std::vector<std::string>& names) const;
   void Retire(std::shared_ptr<ModelVersion> version);  // REQUIRES(mu_)
   // `s` with the server's own paths (repository root, backend directory) cut
   // out of its message: what clients may see.

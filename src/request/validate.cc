@@ -46,6 +46,7 @@ Status ValidateRequest(const ModelConfig& config, InferRequest* request) {
     auto it = std::find_if(request->inputs.begin(), request->inputs.end(),
                            [&](const Tensor& t) { return t.name == spec.name; });
     if (it == request->inputs.end()) {
+      if (spec.optional) continue;  // a pipeline's optional input: the steps that read it are skipped
       return InvalidArgument("missing input '" + spec.name + "' (model '" + config.name +
                              "' expects: " + ExpectedNames(config.inputs) + ")");
     }

@@ -123,6 +123,14 @@ class InferenceServer {
   void UnloadModelAsync(std::string name, std::function<void(Status)> done);
   Status LoadModel(const std::string& name);
 
+  // --- kinds of model
+
+  // Models of `kind` (model.yaml) load with `factory`: pipelines (pipeline/),
+  // whose steps call back into this server. Call before loading.
+  void RegisterKind(const std::string& kind, ModelLoader::SchedulerFactory factory) {
+    repository_->RegisterKind(kind, std::move(factory));
+  }
+
   // --- lifecycle (driven by app/)
 
   // Loads every model of the repository (or, in explicit mode, none: the

@@ -1,0 +1,62 @@
+// A pipeline (model.yaml `kind: pipeline`): steps that are models of the
+// same repository, wired by tensor references, served as one model.
+//
+//   kind: pipeline
+//   max_batch_size: 8
+//   inputs:  [{name: x, datatype: FP32, shape: [16]}, {name: note, datatype: BYTES, shape: [1], optional: true}]
+//   outputs: [{name: probs, from: mlp.probs}, {name: second, from: "rerank.probs ?? mlp.probs"}]
+//   limits:  {max_inflight: 512, timeout_ms: 200}
+//   steps:
+//     - {name: mlp, model: mlp, inputs: {x: $in.x}}
+//     - {name: rerank, model: mlp2, version: 3, inputs: {x: $in.x}, timeout_ms: 50, on_error: skip}
+//
+// Parsing checks what the file alone decides (names, references, cycles);
+// the loader checks the rest against the step models (pipeline/).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace berth {
+
+// `$in.NAME` (a pipeline input) or `STEP.OUTPUT`.
+struct TensorRef {
+  std::string step;  // "" for a pipeline input
+  std::string tensor;
+
+  bool is_input() const { return step.empty(); }
+  std::string ToString() const { return (step.empty() ? "$in" : step) + "." + tensor; }
+};
+
+struct PipelineStep {
+  std::string name;
+  std::string model;     // a model (or pipeline) of this repository
+  int64_t version = -1;  // -1: its highest ready version, at each request
+  // The step model's inputs, each from a tensor; in the order written.
+  std::vector<std::pair<std::string, TensorRef>> inputs;
+  int64_t timeout_ms = 0;      // 0: what is left of the pipeline's deadline
+  bool skip_on_error = false;  // on_error: skip (its outputs become absent) rather than fail
+};
+
+struct PipelineOutput {
+  std::string name;
+  std::vector<TensorRef> from;  // "a ?? b": the first one present
+  bool optional = false;        // may be absent from the answer
+};
+
+struct PipelineSpec {
+  std::vector<PipelineStep> steps;  // in an order where every step comes after those it reads from
+  std::vector<PipelineOutput> outputs;
+  int64_t max_inflight = 1024;  // requests in the pipeline at once; beyond: 503 with Retry-After
+  int64_t timeout_ms = 0;       // a deadline for every request; 0 = the client's only
+
+  const PipelineStep* FindStep(const std::string& name) const {
+    for (const auto& s : steps)
+      if (s.name == name) return &s;
+    return nullptr;
+  }
+};
+
+}  // namespace berth

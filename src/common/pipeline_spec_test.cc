@@ -1,0 +1,82 @@
+#include "common/pipeline_spec.h"
+
+#include <gtest/gtest.h>
+
+#include "common/model_config.h"
+
+namespace berth {
+namespace {
+
+constexpr char kHead[] = R"(kind: pipeline
+max_batch_size: 8
+inputs:
+  - {name: x, datatype: FP32, shape: [16]}
+  - {name: note, datatype: BYTES, shape: [1], optional: true}
+)";
+
+Result<ModelConfig> Parse(const std::string& rest) { return ParseModelConfig(kHead + rest, "p", "p/model.yaml"); }
+
+TEST(PipelineSpecTest, ParsesStepsOutputsAndLimits) {
+  auto c = Parse(R"(outputs:
+  - {name: probs, from: mlp.probs}
+  - {name: second, from: "rerank.probs ?? mlp.probs", optional: true}
+limits: {max_inflight: 7, timeout_ms: 200}
+steps:
+  - {name: rerank, model: mlp2, version: 3, inputs: {x: mlp.probs}, timeout_ms: 50, on_error: skip}
+  - {name: mlp, model: mlp, inputs: {x: $in.x}}
+)");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->kind, kPipelineModelKind);
+  ASSERT_TRUE(c->pipeline);
+  const PipelineSpec& s = *c->pipeline;
+  ASSERT_EQ(s.steps.size(), 2u);
+  EXPECT_EQ(s.steps[0].name, "mlp");  // sorted: a step after the steps it reads from
+  EXPECT_EQ(s.steps[1].name, "rerank");
+  EXPECT_EQ(s.steps[1].version, 3);
+  EXPECT_EQ(s.steps[1].timeout_ms, 50);
+  EXPECT_TRUE(s.steps[1].skip_on_error);
+  EXPECT_EQ(s.steps[0].inputs[0].second.ToString(), "$in.x");
+  ASSERT_EQ(s.outputs.size(), 2u);
+  ASSERT_EQ(s.outputs[1].from.size(), 2u);
+  EXPECT_EQ(s.outputs[1].from[0].ToString(), "rerank.probs");
+  EXPECT_EQ(s.outputs[1].from[1].ToString(), "mlp.probs");
+  EXPECT_TRUE(s.outputs[1].optional);
+  EXPECT_EQ(s.max_inflight, 7);
+  EXPECT_EQ(s.timeout_ms, 200);
+  EXPECT_TRUE(c->inputs[1].optional);
+  EXPECT_EQ(c->outputs.size(), 2u);
+}
+
+TEST(PipelineSpecTest, ErrorsNameTheKey) {
+  struct Case {
+    const char* yaml;
+    const char* message;
+  } cases[] = {
+      {"outputs: [{name: y, from: s.y}]\n", "p/model.yaml: steps: expected a list of steps"},
+      {"outputs: [{name: y, from: s.y}]\nsteps: [{name: s, model: m, inputs: {x: $in.x}}, {name: s, model: m, "
+       "inputs: {x: $in.x}}]\n",
+       "steps[1].name: duplicate step name 's'"},
+      {"outputs: [{name: y, from: t.y}]\nsteps: [{name: s, model: m, inputs: {x: $in.x}}]\n",
+       "outputs[0].from: unknown step 't'"},
+      {"outputs: [{name: y, from: s.y}]\nsteps: [{name: s, model: p, inputs: {x: $in.x}}]\n",
+       "steps[0].model: a pipeline cannot run itself"},
+      {"outputs: [{name: y, from: s.y}]\nsteps: [{name: s, model: m, inputs: {x: s.y}}]\n",
+       "steps[0].inputs.x: a step cannot read its own output"},
+      {"outputs: [{name: y, from: s.y}]\nsteps: [{name: s, model: m, inputs: {x: $in.x}, on_error: retry}]\n",
+       "steps[0].on_error: expected fail or skip"},
+      {"outputs: [{name: y}]\nsteps: [{name: s, model: m, inputs: {x: $in.x}}]\n", "outputs[0].from: missing"},
+      {"backend: torchscript\noutputs: [{name: y, from: s.y}]\nsteps: [{name: s, model: m, inputs: {x: $in.x}}]\n",
+       "backend: unknown key"},
+  };
+  for (const auto& c : cases) {
+    auto r = Parse(c.yaml);
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_NE(r.status().message().find(c.message), std::string::npos) << r.status().message();
+  }
+  auto kind = ParseModelConfig("kind: ensemble\n", "p", "p/model.yaml");
+  ASSERT_FALSE(kind.ok());
+  EXPECT_EQ(kind.status().message(), "p/model.yaml: kind: expected backend or pipeline");
+}
+
+}  // namespace
+}  // namespace berth

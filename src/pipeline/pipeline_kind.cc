@@ -1,0 +1,160 @@
+#include "pipeline/pipeline_kind.h"
+
+#include <map>
+#include <set>
+
+#include "pipeline/pipeline_scheduler.h"
+
+namespace berth {
+namespace {
+
+// A tensor as the step that reads it sees it: datatype and full shape (with
+// the batch dimension, -1, when batched), and whether it may be absent.
+struct TensorType {
+  DataType dtype = DataType::kFp32;
+  std::vector<int64_t> shape;
+  bool maybe_absent = false;
+  std::string why_absent;  // for the error when an output that may be absent is not optional
+};
+
+bool ShapesCompatible(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != -1 && b[i] != -1 && a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+class Checker {
+ public:
+  Checker(const ModelSource& source, ModelConfig* config, InferenceServer* server)
+      : where_(source.yaml_path()), config_(config), spec_(*config->pipeline), server_(server) {}
+
+  Status Error(const std::string& key, const std::string& what) const {
+    return InvalidArgument(where_ + ": " + key + ": " + what);
+  }
+
+  Status Check() {
+    for (const TensorSpec& in : config_->inputs) {
+      TensorType t{in.dtype, config_->FullShape(in), in.optional,
+                   in.optional ? "input '" + in.name + "' is optional" : ""};
+      types_["$in." + in.name] = t;
+    }
+    for (size_t i = 0; i < spec_.steps.size(); ++i) RETURN_IF_ERROR(CheckStep(spec_.steps[i]));
+    for (size_t i = 0; i < spec_.outputs.size(); ++i) RETURN_IF_ERROR(TypeOutput(i));
+    return Status::Ok();
+  }
+
+ private:
+  Status CheckStep(const PipelineStep& step) {
+    std::string key = "steps." + step.name;
+    Result<ServedModel> served = server_->Resolve(step.model, step.version);
+    if (!served.ok()) {
+      return Error(key + ".model", "model '" + step.model + "'" +
+                                       (step.version > 0 ? " version " + std::to_string(step.version) : "") +
+                                       " does not serve (" + served.status().message() +
+                                       "); a pipeline loads after the models it runs");
+    }
+    const ModelConfig& m = *served->config;
+    if (config_->batched() && (!m.batched() || m.max_batch_size < config_->max_batch_size)) {
+      return Error(key + ".model", "model '" + step.model + "' takes batches of at most " +
+                                       std::to_string(m.max_batch_size) + " rows, the pipeline's max_batch_size is " +
+                                       std::to_string(config_->max_batch_size));
+    }
+    bool maybe_absent = step.skip_on_error;
+    std::string why = step.skip_on_error ? "step '" + step.name + "' has on_error: skip" : "";
+    for (const auto& [name, ref] : step.inputs) {
+      const TensorSpec* in = m.FindInput(name);
+      if (!in) {
+        std::string names;
+        for (const auto& s : m.inputs) names += (names.empty() ? "" : ", ") + s.name;
+        return Error(key + ".inputs." + name,
+                     "model '" + step.model + "' has no input '" + name + "' (it has: " + names + ")");
+      }
+      auto t = types_.find(ref.ToString());
+      if (t == types_.end()) {
+        return Error(key + ".inputs." + name, "step '" + ref.step + "' has no output '" + ref.tensor + "'");
+      }
+      if (t->second.dtype != in->dtype) {
+        return Error(key + ".inputs." + name, ref.ToString() + " is " + std::string(DataTypeName(t->second.dtype)) +
+                                                  ", model '" + step.model + "' takes " +
+                                                  std::string(DataTypeName(in->dtype)));
+      }
+      std::vector<int64_t> want = m.FullShape(*in);
+      if (!ShapesCompatible(t->second.shape, want)) {
+        return Error(key + ".inputs." + name, ref.ToString() + " has shape " + ShapeToString(t->second.shape) +
+                                                  ", model '" + step.model + "' takes " + ShapeToString(want));
+      }
+      if (t->second.maybe_absent && !maybe_absent) {
+        maybe_absent = true;
+        why = "step '" + step.name + "' reads " + ref.ToString() + " (" + t->second.why_absent + ")";
+      }
+    }
+    for (const TensorSpec& in : m.inputs) {
+      bool wired =
+          std::any_of(step.inputs.begin(), step.inputs.end(), [&](const auto& kv) { return kv.first == in.name; });
+      if (!wired && !in.optional) {
+        return Error(key + ".inputs", "model '" + step.model + "' input '" + in.name + "' is not wired");
+      }
+    }
+    for (const TensorSpec& out : m.outputs) {
+      types_[step.name + "." + out.name] = TensorType{out.dtype, m.FullShape(out), maybe_absent, why};
+    }
+    return Status::Ok();
+  }
+
+  Status TypeOutput(size_t i) {
+    const PipelineOutput& out = spec_.outputs[i];
+    std::string key = "outputs[" + std::to_string(i) + "]";
+    const TensorType* first = nullptr;
+    bool always = false;
+    std::string why;
+    for (const TensorRef& ref : out.from) {
+      auto t = types_.find(ref.ToString());
+      if (t == types_.end()) return Error(key + ".from", "step '" + ref.step + "' has no output '" + ref.tensor + "'");
+      if (first && (t->second.dtype != first->dtype || !ShapesCompatible(t->second.shape, first->shape))) {
+        return Error(key + ".from", "the alternatives differ in datatype or shape");
+      }
+      if (!first) first = &t->second;
+      if (!t->second.maybe_absent) always = true;
+      if (why.empty()) why = t->second.why_absent;
+    }
+    if (!always && !out.optional) {
+      return Error(key, "output '" + out.name + "' may be absent (" + why +
+                            "): add `optional: true`, or an alternative that is always there (a ?? b)");
+    }
+    TensorSpec& spec = config_->outputs[i];
+    spec.dtype = first->dtype;
+    spec.shape = first->shape;
+    if (config_->batched()) {
+      if (spec.shape.empty() || spec.shape[0] != -1) {
+        return Error(key + ".from", "a batched pipeline's outputs must come from batched steps");
+      }
+      spec.shape.erase(spec.shape.begin());
+    }
+    return Status::Ok();
+  }
+
+  std::string where_;
+  ModelConfig* config_;
+  const PipelineSpec& spec_;
+  InferenceServer* server_;
+  std::map<std::string, TensorType> types_;
+};
+
+}  // namespace
+
+ModelLoader::SchedulerFactory PipelineKind(InferenceServer* server) {
+  return [server](const ModelSource& source, int64_t version,
+                  std::shared_ptr<ModelMetrics> metrics) -> Result<ModelLoader::Built> {
+    if (!source.config.pipeline) return Internal(source.yaml_path() + ": not a pipeline");
+    auto config = std::make_shared<ModelConfig>(source.config);
+    RETURN_IF_ERROR(Checker(source, config.get(), server).Check());
+    ModelLoader::Built built;
+    built.config = config;
+    built.scheduler = std::make_unique<PipelineScheduler>(server, config, version, std::move(metrics));
+    return built;
+  };
+}
+
+}  // namespace berth

@@ -1,0 +1,339 @@
+"""Pipelines (`kind: pipeline`): models whose steps are other models of the
+repository, served as one model. Identity models make every answer
+predictable (output i is input i); the TorchScript test compares a pipeline
+around the example MLP with the MLP called directly, and with Python torch."""
+import concurrent.futures
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import grpc_client
+from conftest import EXAMPLES, identity_config, write_model
+
+X = [("x", "FP32", [-1])]
+
+
+def pipeline_yaml(steps, outputs, inputs=(("x", "FP32", [-1]),), mbs=8, optional=(), extra=""):
+    def inp(n, d, s):
+        return f"  - {{name: {n}, datatype: {d}, shape: {list(s)}" + (", optional: true" if n in optional else "") + "}"
+    lines = ["kind: pipeline", f"max_batch_size: {mbs}", "inputs:", *[inp(*i) for i in inputs], "outputs:"]
+    for o in outputs:
+        lines.append("  - " + json.dumps(o))
+    lines.append("steps:")
+    for s in steps:
+        lines.append("  - " + json.dumps(s))
+    return "\n".join(lines) + "\n" + extra
+
+
+def stats(server, model):
+    r = server.get(f"/v2/models/{model}/stats")
+    assert r.status_code == 200, r.text
+    return r.json()["model_stats"][0]
+
+
+def infer(server, model, x, outputs=None, **inputs):
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [len(x), 1] if isinstance(x[0], list) else [1, len(x)],
+                        "data": x}]}
+    for name, v in inputs.items():
+        body["inputs"].append({"name": name, "datatype": "FP32", "shape": [1, len(v)], "data": v})
+    if outputs:
+        body["outputs"] = [{"name": o} for o in outputs]
+    return server.post(f"/v2/models/{model}/infer", json=body)
+
+
+def out(resp, name):
+    for o in resp.json()["outputs"]:
+        if o["name"] == name:
+            return o["data"]
+    raise KeyError(name)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from conftest import Server
+    repo = tmp_path_factory.mktemp("pipelines") / "models"
+    repo.mkdir()
+    write_model(repo, "a", identity_config(X, mbs=8))
+    write_model(repo, "b", identity_config(X, mbs=8))
+    write_model(repo, "two", identity_config([("x", "FP32", [-1]), ("y", "FP32", [-1])], mbs=8))
+    write_model(repo, "fail", identity_config(X, mbs=8, extra="warmup: {requests: 0}\n", fail="true"))
+    write_model(repo, "fixed", identity_config([("x", "FP32", [3])], mbs=8))
+    write_model(repo, "slow", identity_config(X, mbs=8, delay_ms="300"))
+    write_model(repo, "batcher", identity_config(X, mbs=8, instances=1,
+                                                 extra="dynamic_batching: {max_queue_delay_us: 2000}\n"))
+    # Pipelines (loaded after the models they run, whatever their names).
+    write_model(repo, "seq", pipeline_yaml(
+        [{"name": "first", "model": "a", "inputs": {"x": "$in.x"}},
+         {"name": "second", "model": "b", "inputs": {"x": "first.out_x"}}],
+        [{"name": "y", "from": "second.out_x"}]))
+    write_model(repo, "fan", pipeline_yaml(
+        [{"name": "left", "model": "a", "inputs": {"x": "$in.x"}},
+         {"name": "right", "model": "b", "inputs": {"x": "$in.x"}},
+         {"name": "join", "model": "two", "inputs": {"x": "left.out_x", "y": "right.out_x"}}],
+        [{"name": "p", "from": "join.out_x"}, {"name": "q", "from": "join.out_y"}, {"name": "r", "from": "left.out_x"}]))
+    write_model(repo, "fallback", pipeline_yaml(
+        [{"name": "flaky", "model": "fail", "inputs": {"x": "$in.x"}, "on_error": "skip"},
+         {"name": "steady", "model": "a", "inputs": {"x": "$in.x"}}],
+        [{"name": "y", "from": "flaky.out_x ?? steady.out_x"}]))
+    write_model(repo, "opt", pipeline_yaml(
+        [{"name": "main", "model": "a", "inputs": {"x": "$in.x"}},
+         {"name": "extra", "model": "b", "inputs": {"x": "$in.note"}}],
+        [{"name": "y", "from": "main.out_x"}, {"name": "n", "from": "extra.out_x", "optional": True}],
+        inputs=(("x", "FP32", [-1]), ("note", "FP32", [-1])), optional=("note",)))
+    write_model(repo, "nest", pipeline_yaml(
+        [{"name": "inner", "model": "seq", "inputs": {"x": "$in.x"}}], [{"name": "z", "from": "inner.y"}]))
+    write_model(repo, "failing", pipeline_yaml(
+        [{"name": "broken", "model": "fail", "inputs": {"x": "$in.x"}}], [{"name": "y", "from": "broken.out_x"}],
+        extra="warmup: {requests: 0}\n"))
+    write_model(repo, "strict", pipeline_yaml(
+        [{"name": "three", "model": "fixed", "inputs": {"x": "$in.x"}}], [{"name": "y", "from": "three.out_x"}],
+        extra="warmup: {requests: 0}\n"))
+    write_model(repo, "bounded", pipeline_yaml(
+        [{"name": "wait", "model": "slow", "inputs": {"x": "$in.x"}}], [{"name": "y", "from": "wait.out_x"}],
+        extra="limits: {max_inflight: 2, timeout_ms: 5000}\nwarmup: {requests: 0}\n"))
+    write_model(repo, "hurried", pipeline_yaml(
+        [{"name": "wait", "model": "slow", "inputs": {"x": "$in.x"}}], [{"name": "y", "from": "wait.out_x"}],
+        extra="limits: {timeout_ms: 100}\nwarmup: {requests: 0}\n"))
+    write_model(repo, "merge", pipeline_yaml(
+        [{"name": "b", "model": "batcher", "inputs": {"x": "$in.x"}}], [{"name": "y", "from": "b.out_x"}]))
+    s = Server(repo)
+    yield s
+    s.stop()
+
+
+def test_sequence_runs_both_steps_in_order(server):
+    before_a, before_b = stats(server, "a")["inference_count"], stats(server, "b")["inference_count"]
+    r = infer(server, "seq", [1.5, -2.0, 3.0])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_name"] == "seq" and [o["name"] for o in body["outputs"]] == ["y"]
+    assert out(r, "y") == [1.5, -2.0, 3.0] and body["outputs"][0]["shape"] == [1, 3]
+    assert stats(server, "a")["inference_count"] == before_a + 1
+    assert stats(server, "b")["inference_count"] == before_b + 1
+
+
+def test_metadata_types_outputs_from_the_steps(server):
+    m = server.get("/v2/models/fan").json()
+    assert m["platform"] == "pipeline"
+    assert [o["name"] for o in m["outputs"]] == ["p", "q", "r"]
+    assert all(o["datatype"] == "FP32" and o["shape"] == [-1, -1] for o in m["outputs"])
+    assert server.get("/v2/models/fan/ready").status_code == 200
+
+
+def test_fan_out_and_join(server):
+    r = infer(server, "fan", [[1.0], [2.0]])
+    assert r.status_code == 200, r.text
+    assert out(r, "p") == out(r, "q") == out(r, "r") == [1.0, 2.0]
+
+
+def test_only_the_steps_the_requested_outputs_need_run(server):
+    before = {m: stats(server, m)["inference_count"] for m in ("a", "b", "two")}
+    r = infer(server, "fan", [4.0], outputs=["r"])
+    assert r.status_code == 200, r.text
+    assert [o["name"] for o in r.json()["outputs"]] == ["r"]
+    after = {m: stats(server, m)["inference_count"] for m in ("a", "b", "two")}
+    assert after == {"a": before["a"] + 1, "b": before["b"], "two": before["two"]}
+
+
+def test_on_error_skip_and_first_present_alternative(server):
+    before = stats(server, "fail")["inference_stats"]["fail"]["count"]
+    r = infer(server, "fallback", [7.0, 8.0])
+    assert r.status_code == 200, r.text
+    assert out(r, "y") == [7.0, 8.0]
+    assert stats(server, "fail")["inference_stats"]["fail"]["count"] == before + 1  # it did run, and failed
+
+
+def test_optional_input_skips_the_steps_that_read_it(server):
+    r = infer(server, "opt", [1.0])
+    assert r.status_code == 200, r.text
+    assert [o["name"] for o in r.json()["outputs"]] == ["y"]
+    r = infer(server, "opt", [1.0], note=[9.0, 9.5])
+    assert r.status_code == 200, r.text
+    assert out(r, "y") == [1.0] and out(r, "n") == [9.0, 9.5]
+
+
+def test_nested_pipeline(server):
+    r = infer(server, "nest", [0.25])
+    assert r.status_code == 200, r.text
+    assert out(r, "z") == [0.25]
+
+
+def test_a_failing_step_fails_the_request_naming_the_step(server):
+    r = infer(server, "failing", [1.0])
+    assert r.status_code == 500
+    assert r.json()["error"].startswith("step 'broken' (model 'fail'): ")
+
+
+def test_a_client_error_inside_a_step_stays_a_client_error(server):
+    r = infer(server, "strict", [1.0, 2.0])  # the step model takes 3 values per row
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err.startswith("step 'three' (model 'fixed'): ") and "shape" in err
+    assert infer(server, "strict", [1.0, 2.0, 3.0]).status_code == 200
+
+
+def test_pipeline_inputs_are_validated_like_a_model(server):
+    r = server.post("/v2/models/seq/infer", json={"inputs": [{"name": "x", "datatype": "INT32", "shape": [1, 1],
+                                                              "data": [1]}]})
+    assert r.status_code == 400 and "datatype INT32" in r.json()["error"]
+    r = server.post("/v2/models/seq/infer", json={"inputs": []})
+    assert r.status_code == 400 and "missing input 'x'" in r.json()["error"]
+
+
+def test_batched_requests_keep_their_rows(server):
+    rows = [[float(i)] for i in range(8)]
+    r = infer(server, "fan", rows)
+    assert r.status_code == 200 and out(r, "p") == [float(i) for i in range(8)]
+    assert r.json()["outputs"][0]["shape"] == [8, 1]
+
+
+def test_max_inflight_answers_503_with_retry_after(server):
+    def one(_):
+        return infer(server, "bounded", [1.0])
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(one, range(6)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(200) >= 2 and codes.count(503) >= 1, codes
+    refused = next(a for a in answers if a.status_code == 503)
+    assert refused.headers.get("Retry-After") == "1" and "limits.max_inflight" in refused.json()["error"]
+
+
+def test_the_pipeline_deadline_answers_504_naming_the_running_step(server):
+    t0 = time.time()
+    r = infer(server, "hurried", [1.0])
+    took = time.time() - t0
+    assert r.status_code == 504, r.text
+    assert r.json()["error"].startswith("step 'wait' (model 'slow')") and "limits.timeout_ms 100" in r.json()["error"]
+    assert took < 0.28, took  # the step takes 300 ms; the answer comes at the deadline
+    # The client's own timeout (parameters.timeout, µs) bounds it too.
+    r = server.post("/v2/models/bounded/infer", json={
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1]}], "parameters": {"timeout": 50000}})
+    assert r.status_code == 504
+
+
+def test_concurrent_pipeline_and_direct_traffic_get_their_own_answers(server):
+    before = stats(server, "batcher")
+    errors = []
+
+    def one(i):
+        model = "merge" if i % 2 else "batcher"
+        r = infer(server, model, [float(i), float(-i)])
+        if r.status_code != 200:
+            errors.append(r.text)
+            return
+        name = "y" if model == "merge" else "out_x"
+        if out(r, name) != [float(i), float(-i)]:
+            errors.append(f"{i}: {r.text}")
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        list(pool.map(one, range(1000)))
+    assert not errors, errors[:3]
+    after = stats(server, "batcher")
+    assert after["inference_count"] - before["inference_count"] == 1000
+    # The step model's batcher merged pipeline and direct requests: fewer executions than requests.
+    assert after["execution_count"] - before["execution_count"] < 1000
+
+
+def test_grpc_reaches_pipelines(server):
+    pb = grpc_client.triton()[0]
+    client = grpc_client.Client(server.grpc_target)
+    try:
+        req = pb.ModelInferRequest(model_name="fan")
+        req.inputs.add(name="x", datatype="FP32", shape=[1, 2])
+        req.raw_input_contents.append(np.array([[3, 4]], dtype=np.float32).tobytes())
+        req.outputs.add(name="q")
+        res = client.call("ModelInfer", req)
+        assert [o.name for o in res.outputs] == ["q"]
+        assert np.frombuffer(res.raw_output_contents[0], dtype=np.float32).tolist() == [3.0, 4.0]
+    finally:
+        client.close()
+
+
+BAD = {
+    "unknown_step": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "nope.out_x"}}],
+                                   [{"name": "y", "from": "s.out_x"}]),
+                     "steps[0].inputs.x: unknown step 'nope'"),
+    "unknown_input": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "$in.w"}}],
+                                    [{"name": "y", "from": "s.out_x"}]),
+                      "steps[0].inputs.x: the pipeline has no input 'w'"),
+    "cycle": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "t.out_x"}},
+                             {"name": "t", "model": "b", "inputs": {"x": "s.out_x"}}],
+                            [{"name": "y", "from": "t.out_x"}]),
+              "depends on itself (a cycle through its inputs)"),
+    "no_such_model": (pipeline_yaml([{"name": "s", "model": "ghost", "inputs": {"x": "$in.x"}}],
+                                    [{"name": "y", "from": "s.out_x"}]),
+                      "steps.s.model: model 'ghost' does not serve"),
+    "no_such_step_input": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"w": "$in.x"}}],
+                                         [{"name": "y", "from": "s.out_x"}]),
+                           "steps.s.inputs.w: model 'a' has no input 'w' (it has: x)"),
+    "unwired": (pipeline_yaml([{"name": "s", "model": "two", "inputs": {"x": "$in.x"}}],
+                              [{"name": "y", "from": "s.out_x"}]),
+                "steps.s.inputs: model 'two' input 'y' is not wired"),
+    "dtype": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "$in.x"}}],
+                            [{"name": "y", "from": "s.out_x"}], inputs=(("x", "INT32", [-1]),)),
+              "steps.s.inputs.x: $in.x is INT32, model 'a' takes FP32"),
+    "shape": (pipeline_yaml([{"name": "s", "model": "fixed", "inputs": {"x": "$in.x"}}],
+                            [{"name": "y", "from": "s.out_x"}], inputs=(("x", "FP32", [4]),)),
+              "steps.s.inputs.x: $in.x has shape [-1,4], model 'fixed' takes [-1,3]"),
+    "maybe_absent": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "$in.x"}, "on_error": "skip"}],
+                                   [{"name": "y", "from": "s.out_x"}]),
+                     "outputs[0]: output 'y' may be absent (step 's' has on_error: skip)"),
+    "no_output": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "$in.x"}}],
+                                [{"name": "y", "from": "s.probs"}]),
+                  "outputs[0].from: step 's' has no output 'probs'"),
+    "batch": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "$in.x"}}],
+                            [{"name": "y", "from": "s.out_x"}], mbs=64),
+              "model 'a' takes batches of at most 8 rows, the pipeline's max_batch_size is 64"),
+    "bad_key": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "$in.x"}, "retry": 3}],
+                              [{"name": "y", "from": "s.out_x"}]),
+                "steps[0].retry: unknown key"),
+    "bad_ref": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "just-a-name"}}],
+                              [{"name": "y", "from": "s.out_x"}]),
+                "steps[0].inputs.x: expected a tensor reference, $in.NAME or STEP.OUTPUT"),
+}
+
+
+def test_load_errors_name_the_file_the_step_and_the_key(tmp_path, start_server):
+    repo = tmp_path / "models"
+    write_model(repo, "a", identity_config(X, mbs=8))
+    write_model(repo, "b", identity_config(X, mbs=8))
+    write_model(repo, "two", identity_config([("x", "FP32", [-1]), ("y", "FP32", [-1])], mbs=8))
+    write_model(repo, "fixed", identity_config([("x", "FP32", [3])], mbs=8))
+    for name, (yaml, _) in BAD.items():
+        write_model(repo, "p_" + name, yaml)
+    server = start_server(repo)
+    index = {e["name"]: e for e in server.post("/v2/repository/index", json={}).json()}
+    for name, (_, message) in BAD.items():
+        e = index["p_" + name]
+        assert e["state"] == "UNAVAILABLE", e
+        assert message in e["reason"], (name, e["reason"])
+        assert f"p_{name}/model.yaml: " in e["reason"], e["reason"]  # relative: no server path
+        assert str(tmp_path) not in e["reason"]
+    assert index["a"]["state"] == "READY"
+    assert server.alive()
+
+
+@pytest.mark.torch
+def test_pipeline_around_the_mlp_equals_the_mlp(tmp_path, start_server):
+    import shutil
+    import torch
+    repo = tmp_path / "models"
+    repo.mkdir()
+    shutil.copytree(EXAMPLES / "mlp", repo / "mlp")
+    write_model(repo, "wrapped", pipeline_yaml(
+        [{"name": "net", "model": "mlp", "inputs": {"x": "$in.x"}}], [{"name": "probs", "from": "net.probs"}],
+        inputs=(("x", "FP32", [16]),), mbs=64))
+    server = start_server(repo)
+    x = np.random.default_rng(3).standard_normal((5, 16)).astype(np.float32)
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [5, 16], "data": x.flatten().tolist()}]}
+    direct = server.post("/v2/models/mlp/infer", json=body).json()["outputs"][0]["data"]
+    via = server.post("/v2/models/wrapped/infer", json=body)
+    assert via.status_code == 200, via.text
+    assert via.json()["outputs"][0]["data"] == direct
+    model = torch.jit.load(str(EXAMPLES / "mlp" / "1" / "model.pt"))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy().flatten()
+    np.testing.assert_allclose(via.json()["outputs"][0]["data"], expected, rtol=1e-5, atol=1e-6)
