@@ -44,18 +44,56 @@ Result<TensorRef> ParseRef(const std::string& text, const std::string& key, cons
   return ref;
 }
 
+Result<RemoteModel> ParseRemote(const YAML::Node& n, const std::string& key, const ConfigReader& r) {
+  if (!n.IsMap()) return r.Error(key, "expected a mapping {url, model}, got " + ConfigReader::Describe(n));
+  RETURN_IF_ERROR(r.OnlyKeys(n, key, {"url", "model", "version", "protocol", "token_file"}));
+  RemoteModel m;
+  if (!n["url"]) return r.Error(key + ".url", "missing (the server's base URL, http://host:port)");
+  ASSIGN_OR_RETURN(m.url, r.String(n["url"], key + ".url"));
+  if (m.url.rfind("http://", 0) != 0 && m.url.rfind("https://", 0) != 0) {
+    return r.Error(key + ".url", "expected an http:// or https:// URL");
+  }
+  while (!m.url.empty() && m.url.back() == '/') m.url.pop_back();
+  if (!n["model"]) return r.Error(key + ".model", "missing (the model on that server)");
+  ASSIGN_OR_RETURN(m.model, r.String(n["model"], key + ".model"));
+  if (n["version"]) {
+    ASSIGN_OR_RETURN(m.version, r.Int(n["version"], key + ".version", 1, INT64_MAX));
+  }
+  if (n["protocol"]) {
+    ASSIGN_OR_RETURN(std::string protocol, r.String(n["protocol"], key + ".protocol"));
+    if (protocol != "http") return r.Error(key + ".protocol", "expected http (gRPC remote steps are not there yet)");
+  }
+  if (n["token_file"]) {
+    ASSIGN_OR_RETURN(m.token_file, r.String(n["token_file"], key + ".token_file"));
+  }
+  return m;
+}
+
 Result<PipelineStep> ParseStep(const YAML::Node& n, const std::string& key, const ConfigReader& r) {
   if (!n.IsMap()) return r.Error(key, "expected a mapping {name, model, inputs}, got " + ConfigReader::Describe(n));
-  RETURN_IF_ERROR(r.OnlyKeys(n, key, {"name", "model", "version", "inputs", "timeout_ms", "on_error"}));
+  RETURN_IF_ERROR(
+      r.OnlyKeys(n, key, {"name", "model", "version", "remote", "retries", "inputs", "timeout_ms", "on_error"}));
   PipelineStep step;
   if (!n["name"]) return r.Error(key + ".name", "missing (every step needs a name)");
   ASSIGN_OR_RETURN(step.name, r.String(n["name"], key + ".name"));
   if (!IsStepName(step.name)) return r.Error(key + ".name", "expected letters, digits, '_' and '-' (at most 64)");
   if (step.name == "$in") return r.Error(key + ".name", "'$in' names the pipeline's inputs");
-  if (!n["model"]) return r.Error(key + ".model", "missing (the model of this repository that the step runs)");
-  ASSIGN_OR_RETURN(step.model, r.String(n["model"], key + ".model"));
-  if (n["version"]) {
-    ASSIGN_OR_RETURN(step.version, r.Int(n["version"], key + ".version", 1, INT64_MAX));
+  if (n["model"] && n["remote"]) return r.Error(key, "give model (this repository) or remote, not both");
+  if (const YAML::Node& rm = n["remote"]; rm) {
+    ASSIGN_OR_RETURN(step.remote, ParseRemote(rm, key + ".remote", r));
+    if (n["version"]) return r.Error(key + ".version", "a remote step's version goes in remote.version");
+  } else {
+    if (!n["model"])
+      return r.Error(key + ".model", "missing (the model of this repository that the step runs, or remote)");
+    ASSIGN_OR_RETURN(step.model, r.String(n["model"], key + ".model"));
+    if (n["version"]) {
+      ASSIGN_OR_RETURN(step.version, r.Int(n["version"], key + ".version", 1, INT64_MAX));
+    }
+    if (n["retries"]) return r.Error(key + ".retries", "only remote steps are retried");
+  }
+  if (n["retries"]) {
+    ASSIGN_OR_RETURN(int64_t retries, r.Int(n["retries"], key + ".retries", 0, 10));
+    step.retries = static_cast<int>(retries);
   }
   if (n["timeout_ms"]) {
     ASSIGN_OR_RETURN(step.timeout_ms, r.Int(n["timeout_ms"], key + ".timeout_ms", 1, 86'400'000));
@@ -159,7 +197,7 @@ Result<ModelConfig> ParsePipelineConfig(const YAML::Node& root, const std::strin
     std::string k = "steps[" + std::to_string(i) + "]";
     ASSIGN_OR_RETURN(PipelineStep step, ParseStep(steps[i], k, r));
     if (!names.insert(step.name).second) return r.Error(k + ".name", "duplicate step name '" + step.name + "'");
-    if (step.model == model_name) return r.Error(k + ".model", "a pipeline cannot run itself");
+    if (!step.remote && step.model == model_name) return r.Error(k + ".model", "a pipeline cannot run itself");
     spec->steps.push_back(std::move(step));
   }
   // References: each to a pipeline input or another step.

@@ -9,12 +9,14 @@
 //   steps:
 //     - {name: mlp, model: mlp, inputs: {x: $in.x}}
 //     - {name: rerank, model: mlp2, version: 3, inputs: {x: $in.x}, timeout_ms: 50, on_error: skip}
+//     - {name: churn, remote: {url: "http://scorer:8000", model: churn}, retries: 2, inputs: {features: $in.f}}
 //
 // Parsing checks what the file alone decides (names, references, cycles);
 // the loader checks the rest against the step models (pipeline/).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,10 +32,20 @@ struct TensorRef {
   std::string ToString() const { return (step.empty() ? "$in" : step) + "." + tensor; }
 };
 
+// A step served by another server, over v2 HTTP (binary tensors).
+struct RemoteModel {
+  std::string url;         // http[s]://host:port (the server's base URL)
+  std::string model;       // the model there
+  int64_t version = -1;    // -1: the server's choice
+  std::string token_file;  // a bearer token for it, read at load; "" = none
+};
+
 struct PipelineStep {
   std::string name;
-  std::string model;     // a model (or pipeline) of this repository
+  std::string model;     // a model (or pipeline) of this repository; "" for a remote step
   int64_t version = -1;  // -1: its highest ready version, at each request
+  std::optional<RemoteModel> remote;
+  int retries = 0;  // remote steps: tries again on connection failures and 503, while the deadline allows
   // The step model's inputs, each from a tensor; in the order written.
   std::vector<std::pair<std::string, TensorRef>> inputs;
   int64_t timeout_ms = 0;      // 0: what is left of the pipeline's deadline

@@ -1,9 +1,12 @@
 #include "pipeline/pipeline_kind.h"
 
+#include <algorithm>
+#include <chrono>
 #include <map>
 #include <set>
 
 #include "pipeline/pipeline_scheduler.h"
+#include "pipeline/remote_step.h"
 
 namespace berth {
 namespace {
@@ -16,6 +19,40 @@ struct TensorType {
   bool maybe_absent = false;
   std::string why_absent;  // for the error when an output that may be absent is not optional
 };
+
+// What a step's model takes and gives, from its config (local) or its
+// metadata (remote). Shapes are full: with the batch dimension.
+struct Signature {
+  struct Tensor {
+    std::string name;
+    DataType dtype;
+    std::vector<int64_t> shape;
+    bool optional = false;
+  };
+  std::string what;  // "model 'm'" or "remote ... model m"
+  std::vector<Tensor> inputs, outputs;
+  bool batched = false;
+  int64_t max_batch_size = -1;  // -1: not known (remote)
+};
+
+Signature FromConfig(const ModelConfig& m) {
+  Signature s;
+  s.what = "model '" + m.name + "'";
+  for (const auto& t : m.inputs) s.inputs.push_back({t.name, t.dtype, m.FullShape(t), t.optional});
+  for (const auto& t : m.outputs) s.outputs.push_back({t.name, t.dtype, m.FullShape(t), false});
+  s.batched = m.batched();
+  s.max_batch_size = m.max_batch_size;
+  return s;
+}
+
+Signature FromMetadata(const RemoteStep& r) {
+  Signature s;
+  s.what = r.where();
+  for (const auto& t : r.metadata().inputs) s.inputs.push_back({t.name, t.dtype, t.shape, false});
+  for (const auto& t : r.metadata().outputs) s.outputs.push_back({t.name, t.dtype, t.shape, false});
+  s.batched = !s.inputs.empty() && !s.inputs[0].shape.empty() && s.inputs[0].shape[0] == -1;
+  return s;
+}
 
 bool ShapesCompatible(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   if (a.size() != b.size()) return false;
@@ -40,36 +77,50 @@ class Checker {
                    in.optional ? "input '" + in.name + "' is optional" : ""};
       types_["$in." + in.name] = t;
     }
-    for (size_t i = 0; i < spec_.steps.size(); ++i) RETURN_IF_ERROR(CheckStep(spec_.steps[i]));
+    remotes_.resize(spec_.steps.size());
+    for (size_t i = 0; i < spec_.steps.size(); ++i) RETURN_IF_ERROR(CheckStep(i));
     for (size_t i = 0; i < spec_.outputs.size(); ++i) RETURN_IF_ERROR(TypeOutput(i));
     return Status::Ok();
   }
 
  private:
-  Status CheckStep(const PipelineStep& step) {
+  Status CheckStep(size_t index) {
+    const PipelineStep& step = spec_.steps[index];
     std::string key = "steps." + step.name;
-    Result<ServedModel> served = server_->Resolve(step.model, step.version);
-    if (!served.ok()) {
-      return Error(key + ".model", "model '" + step.model + "'" +
-                                       (step.version > 0 ? " version " + std::to_string(step.version) : "") +
-                                       " does not serve (" + served.status().message() +
-                                       "); a pipeline loads after the models it runs");
+    Signature m;
+    if (step.remote) {
+      // Every request is bounded by the pipeline's deadline as well; this bounds the metadata fetch and any
+      // request made without one.
+      std::chrono::milliseconds timeout(step.timeout_ms > 0    ? step.timeout_ms
+                                        : spec_.timeout_ms > 0 ? spec_.timeout_ms
+                                                               : 60'000);
+      Result<std::unique_ptr<RemoteStep>> remote = RemoteStep::Create(step, timeout);
+      if (!remote.ok()) return Error(key + ".remote", remote.status().message());
+      m = FromMetadata(**remote);
+      remotes_[index] = std::move(remote).value();
+    } else {
+      Result<ServedModel> served = server_->Resolve(step.model, step.version);
+      if (!served.ok()) {
+        return Error(key + ".model", "model '" + step.model + "'" +
+                                         (step.version > 0 ? " version " + std::to_string(step.version) : "") +
+                                         " does not serve (" + served.status().message() +
+                                         "); a pipeline loads after the models it runs");
+      }
+      m = FromConfig(*served->config);
     }
-    const ModelConfig& m = *served->config;
-    if (config_->batched() && (!m.batched() || m.max_batch_size < config_->max_batch_size)) {
-      return Error(key + ".model", "model '" + step.model + "' takes batches of at most " +
-                                       std::to_string(m.max_batch_size) + " rows, the pipeline's max_batch_size is " +
-                                       std::to_string(config_->max_batch_size));
+    if (config_->batched() && (!m.batched || (m.max_batch_size >= 0 && m.max_batch_size < config_->max_batch_size))) {
+      return Error(key + (step.remote ? ".remote" : ".model"),
+                   m.what + " takes batches of at most " + std::to_string(std::max<int64_t>(m.max_batch_size, 0)) +
+                       " rows, the pipeline's max_batch_size is " + std::to_string(config_->max_batch_size));
     }
     bool maybe_absent = step.skip_on_error;
     std::string why = step.skip_on_error ? "step '" + step.name + "' has on_error: skip" : "";
     for (const auto& [name, ref] : step.inputs) {
-      const TensorSpec* in = m.FindInput(name);
-      if (!in) {
+      auto in = std::find_if(m.inputs.begin(), m.inputs.end(), [&](const auto& t) { return t.name == name; });
+      if (in == m.inputs.end()) {
         std::string names;
-        for (const auto& s : m.inputs) names += (names.empty() ? "" : ", ") + s.name;
-        return Error(key + ".inputs." + name,
-                     "model '" + step.model + "' has no input '" + name + "' (it has: " + names + ")");
+        for (const auto& t : m.inputs) names += (names.empty() ? "" : ", ") + t.name;
+        return Error(key + ".inputs." + name, m.what + " has no input '" + name + "' (it has: " + names + ")");
       }
       auto t = types_.find(ref.ToString());
       if (t == types_.end()) {
@@ -77,28 +128,24 @@ class Checker {
       }
       if (t->second.dtype != in->dtype) {
         return Error(key + ".inputs." + name, ref.ToString() + " is " + std::string(DataTypeName(t->second.dtype)) +
-                                                  ", model '" + step.model + "' takes " +
-                                                  std::string(DataTypeName(in->dtype)));
+                                                  ", " + m.what + " takes " + std::string(DataTypeName(in->dtype)));
       }
-      std::vector<int64_t> want = m.FullShape(*in);
-      if (!ShapesCompatible(t->second.shape, want)) {
-        return Error(key + ".inputs." + name, ref.ToString() + " has shape " + ShapeToString(t->second.shape) +
-                                                  ", model '" + step.model + "' takes " + ShapeToString(want));
+      if (!ShapesCompatible(t->second.shape, in->shape)) {
+        return Error(key + ".inputs." + name, ref.ToString() + " has shape " + ShapeToString(t->second.shape) + ", " +
+                                                  m.what + " takes " + ShapeToString(in->shape));
       }
       if (t->second.maybe_absent && !maybe_absent) {
         maybe_absent = true;
         why = "step '" + step.name + "' reads " + ref.ToString() + " (" + t->second.why_absent + ")";
       }
     }
-    for (const TensorSpec& in : m.inputs) {
+    for (const auto& in : m.inputs) {
       bool wired =
           std::any_of(step.inputs.begin(), step.inputs.end(), [&](const auto& kv) { return kv.first == in.name; });
-      if (!wired && !in.optional) {
-        return Error(key + ".inputs", "model '" + step.model + "' input '" + in.name + "' is not wired");
-      }
+      if (!wired && !in.optional) return Error(key + ".inputs", m.what + " input '" + in.name + "' is not wired");
     }
-    for (const TensorSpec& out : m.outputs) {
-      types_[step.name + "." + out.name] = TensorType{out.dtype, m.FullShape(out), maybe_absent, why};
+    for (const auto& out : m.outputs) {
+      types_[step.name + "." + out.name] = TensorType{out.dtype, out.shape, maybe_absent, why};
     }
     return Status::Ok();
   }
@@ -140,6 +187,9 @@ class Checker {
   const PipelineSpec& spec_;
   InferenceServer* server_;
   std::map<std::string, TensorType> types_;
+
+ public:
+  std::vector<std::unique_ptr<RemoteStep>> remotes_;  // by step; null for local steps
 };
 
 }  // namespace
@@ -149,10 +199,12 @@ ModelLoader::SchedulerFactory PipelineKind(InferenceServer* server) {
                   std::shared_ptr<ModelMetrics> metrics) -> Result<ModelLoader::Built> {
     if (!source.config.pipeline) return Internal(source.yaml_path() + ": not a pipeline");
     auto config = std::make_shared<ModelConfig>(source.config);
-    RETURN_IF_ERROR(Checker(source, config.get(), server).Check());
+    Checker checker(source, config.get(), server);
+    RETURN_IF_ERROR(checker.Check());
     ModelLoader::Built built;
     built.config = config;
-    built.scheduler = std::make_unique<PipelineScheduler>(server, config, version, std::move(metrics));
+    built.scheduler =
+        std::make_unique<PipelineScheduler>(server, config, version, std::move(metrics), std::move(checker.remotes_));
     return built;
   };
 }

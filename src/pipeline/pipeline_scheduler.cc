@@ -4,6 +4,8 @@
 #include <chrono>
 #include <map>
 
+#include "pipeline/remote_step.h"
+
 namespace berth {
 
 using Clock = std::chrono::steady_clock;
@@ -27,17 +29,23 @@ struct PipelineScheduler::Run {
 
 namespace {
 
-std::string StepWhere(const PipelineStep& s) { return "step '" + s.name + "' (model '" + s.model + "')"; }
+std::string StepWhere(const PipelineStep& s) {
+  if (s.remote) return "step '" + s.name + "' (remote " + s.remote->url + " model " + s.remote->model + ")";
+  return "step '" + s.name + "' (model '" + s.model + "')";
+}
 
 }  // namespace
 
 PipelineScheduler::PipelineScheduler(InferenceServer* server, std::shared_ptr<const ModelConfig> config,
-                                     int64_t version, std::shared_ptr<ModelMetrics> metrics)
+                                     int64_t version, std::shared_ptr<ModelMetrics> metrics,
+                                     std::vector<std::unique_ptr<RemoteStep>> remotes)
     : server_(server),
       config_(std::move(config)),
       spec_(*config_->pipeline),
       version_(version),
-      metrics_(std::move(metrics)) {
+      metrics_(std::move(metrics)),
+      remotes_(std::move(remotes)) {
+  remotes_.resize(spec_.steps.size());
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < spec_.steps.size(); ++i) index[spec_.steps[i].name] = i;
   readers_.resize(spec_.steps.size());
@@ -199,8 +207,9 @@ void PipelineScheduler::StartStep(const std::shared_ptr<Run>& run, size_t i) {
     }
     request->timeout_us = left;
   }
-  server_->InferAsync(step.model, step.version, std::move(request),
-                      [this, run, i](Result<InferResponse> result) { FinishStep(run, i, std::move(result)); });
+  auto finish = [this, run, i](Result<InferResponse> result) { FinishStep(run, i, std::move(result)); };
+  if (remotes_[i]) return remotes_[i]->Infer(std::move(request), deadline, std::move(finish));
+  server_->InferAsync(step.model, step.version, std::move(request), std::move(finish));
 }
 
 void PipelineScheduler::FinishStep(const std::shared_ptr<Run>& run, size_t i, Result<InferResponse> result,

@@ -22,12 +22,14 @@
 
 namespace berth {
 
+class RemoteStep;
+
 class PipelineScheduler final : public Scheduler {
  public:
   // `config` is the pipeline's, complete (outputs typed from the steps);
   // `server` outlives this scheduler.
   PipelineScheduler(InferenceServer* server, std::shared_ptr<const ModelConfig> config, int64_t version,
-                    std::shared_ptr<ModelMetrics> metrics);
+                    std::shared_ptr<ModelMetrics> metrics, std::vector<std::unique_ptr<RemoteStep>> remotes);
   ~PipelineScheduler() override;
 
   void Enqueue(std::unique_ptr<InferRequest> request, InferCompletion done, bool may_run_here = false) override;
@@ -51,6 +53,7 @@ class PipelineScheduler final : public Scheduler {
   const PipelineSpec& spec_;
   int64_t version_;
   std::shared_ptr<ModelMetrics> metrics_;
+  std::vector<std::unique_ptr<RemoteStep>> remotes_;  // by step; null for local steps
   // For each step, the steps that read its outputs; for each pipeline output
   // (and step), the steps it needs.
   std::vector<std::vector<size_t>> readers_;

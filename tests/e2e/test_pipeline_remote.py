@@ -1,0 +1,198 @@
+"""Remote pipeline steps: a gateway `berth serve` whose pipelines call a
+second `berth serve` (the scorer) and a small fault server of this test's
+own, all on loopback: values, error classes naming the step, retries
+counted exactly, deadlines on a hanging remote, the circuit breaker, tokens,
+and a remote that goes away."""
+import http.server
+import json
+import threading
+import time
+
+import pytest
+
+from conftest import Server, identity_config, write_model
+from test_pipeline import infer, out, pipeline_yaml
+
+X = [("x", "FP32", [-1])]
+META = {"name": "m", "versions": ["1"], "platform": "fault",
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, -1]}],
+        "outputs": [{"name": "out_x", "datatype": "FP32", "shape": [-1, -1]}]}
+
+
+class Faults(http.server.ThreadingHTTPServer):
+    """GET /v2/models/M: metadata. POST /v2/models/M/infer: by M, `unavail` 503, `broken` 500, `hang` sleeps."""
+    daemon_threads = True
+
+    def __init__(self):
+        self.posts = {}
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up on `hang` closed its end: expected
+
+    def count(self, model):
+        with self.lock:
+            return self.posts.get(model, 0)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.reply(200, dict(META, name=self.path.split("/")[3]))
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        model = self.path.split("/")[3]
+        with self.server.lock:
+            self.server.posts[model] = self.server.posts.get(model, 0) + 1
+        if model == "hang":
+            time.sleep(3)
+        self.reply(503 if model == "unavail" else 500, {"error": f"{model} says no"})
+
+
+@pytest.fixture(scope="module")
+def faults():
+    f = Faults()
+    t = threading.Thread(target=f.serve_forever, daemon=True)
+    t.start()
+    yield f
+    f.shutdown()
+
+
+@pytest.fixture(scope="module")
+def scorer(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("scorer") / "models"
+    repo.mkdir()
+    write_model(repo, "score", identity_config(X, mbs=8))
+    write_model(repo, "bad", identity_config(X, mbs=8, extra="warmup: {requests: 0}\n", fail="true"))
+    token = repo.parent / "token"
+    token.write_text("s3cret\n")
+    s = Server(repo, ["--auth-token-file", str(token), "--grpc-port", "0"])
+    s.token = token
+    yield s
+    s.stop()
+
+
+def remote_step(name, url, model, **extra):
+    return {"name": name, "remote": {"url": url, "model": model, **extra.pop("remote", {})},
+            "inputs": {"x": "$in.x"}, **extra}
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, scorer, faults):
+    repo = tmp_path_factory.mktemp("gateway") / "models"
+    repo.mkdir()
+    fault_url = f"http://127.0.0.1:{faults.server_address[1]}"
+    tok = {"token_file": str(scorer.token)}
+    write_model(repo, "a", identity_config(X, mbs=8))
+    write_model(repo, "both", pipeline_yaml(
+        [{"name": "local", "model": "a", "inputs": {"x": "$in.x"}},
+         remote_step("far", scorer.url, "score", remote=tok)],
+        [{"name": "near", "from": "local.out_x"}, {"name": "remote", "from": "far.out_x"}]))
+    write_model(repo, "remote_fails", pipeline_yaml(
+        [remote_step("r", scorer.url, "bad", remote=tok)], [{"name": "y", "from": "r.out_x"}],
+        extra="warmup: {requests: 0}\n"))
+    write_model(repo, "retrying", pipeline_yaml(
+        [remote_step("r", fault_url, "unavail", retries=2)], [{"name": "y", "from": "r.out_x"}],
+        extra="warmup: {requests: 0}\n"))
+    write_model(repo, "hanging", pipeline_yaml(
+        [remote_step("r", fault_url, "hang")], [{"name": "y", "from": "r.out_x"}],
+        extra="warmup: {requests: 0}\nlimits: {timeout_ms: 200}\n"))
+    write_model(repo, "tripping", pipeline_yaml(
+        [remote_step("r", fault_url, "broken")], [{"name": "y", "from": "r.out_x"}],
+        extra="warmup: {requests: 0}\n"))
+    write_model(repo, "breaker", pipeline_yaml(
+        [remote_step("r", fault_url, "broken2")], [{"name": "y", "from": "r.out_x"}],
+        extra="warmup: {requests: 0}\n"))
+    write_model(repo, "no_token", pipeline_yaml(
+        [remote_step("r", scorer.url, "score")], [{"name": "y", "from": "r.out_x"}]))
+    write_model(repo, "nowhere", pipeline_yaml(
+        [remote_step("r", "http://127.0.0.1:9", "score")], [{"name": "y", "from": "r.out_x"}]))
+    s = Server(repo)
+    yield s
+    s.stop()
+
+
+def test_local_and_remote_steps_side_by_side(gateway, scorer):
+    before = scorer.get("/v2/models/score/stats", headers={"Authorization": "Bearer s3cret"}).json()
+    r = infer(gateway, "both", [[1.0], [3.0]])
+    assert r.status_code == 200, r.text
+    assert out(r, "near") == out(r, "remote") == [1.0, 3.0]
+    after = scorer.get("/v2/models/score/stats", headers={"Authorization": "Bearer s3cret"}).json()
+    count = lambda s: s["model_stats"][0]["inference_count"]  # noqa: E731
+    assert count(after) == count(before) + 2  # two rows, one request
+
+
+def test_remote_error_keeps_its_class_and_names_the_step(gateway, scorer):
+    r = infer(gateway, "remote_fails", [1.0])
+    assert r.status_code == 500
+    assert r.json()["error"].startswith(f"step 'r' (remote {scorer.url} model bad): answered 500: "), r.text
+
+
+def test_retries_only_on_503_and_exactly_as_many_as_asked(gateway, faults):
+    before = faults.count("unavail")
+    r = infer(gateway, "retrying", [1.0])
+    assert r.status_code == 503 and "answered 503: unavail says no" in r.json()["error"], r.text
+    assert faults.count("unavail") - before == 3  # the try and 2 retries
+    before = faults.count("broken")
+    r = infer(gateway, "tripping", [1.0])
+    assert r.status_code == 500 and faults.count("broken") - before == 1  # a 500 is not retried
+
+
+def test_a_hanging_remote_answers_504_at_the_deadline(gateway):
+    t0 = time.time()
+    r = infer(gateway, "hanging", [1.0])
+    took = time.time() - t0
+    assert r.status_code == 504, r.text
+    assert r.json()["error"].startswith("step 'r' (remote ") and took < 1.0, (took, r.text)
+    assert gateway.alive()
+
+
+def test_circuit_breaker_opens_and_closes(gateway, faults):
+    for _ in range(5):
+        assert infer(gateway, "breaker", [1.0]).status_code == 500
+    assert faults.count("broken2") == 5
+    r = infer(gateway, "breaker", [1.0])
+    assert r.status_code == 503 and "marked down after 5 failures in a row" in r.json()["error"], r.text
+    assert faults.count("broken2") == 5  # failed fast: the remote was not called
+    time.sleep(1.1)
+    assert infer(gateway, "breaker", [1.0]).status_code == 500
+    assert faults.count("broken2") == 6
+
+
+def test_load_errors_for_remotes(gateway, scorer):
+    index = {e["name"]: e for e in gateway.post("/v2/repository/index", json={}).json()}
+    assert index["both"]["state"] == "READY"
+    assert index["no_token"]["state"] == "UNAVAILABLE"
+    assert "steps.r.remote: " in index["no_token"]["reason"] and "answered 401" in index["no_token"]["reason"]
+    assert index["nowhere"]["state"] == "UNAVAILABLE"
+    assert "steps.r.remote: " in index["nowhere"]["reason"] and "metadata" in index["nowhere"]["reason"]
+
+
+def test_a_remote_that_goes_away_gives_503_naming_the_step(tmp_path, start_server):
+    srepo = tmp_path / "s"
+    write_model(srepo, "score", identity_config(X, mbs=8))
+    remote = start_server(srepo, ["--grpc-port", "0"])
+    grepo = tmp_path / "g"
+    write_model(grepo, "p", pipeline_yaml([remote_step("far", remote.url, "score", retries=1)],
+                                          [{"name": "y", "from": "far.out_x"}]))
+    gw = start_server(grepo, ["--grpc-port", "0"])
+    assert infer(gw, "p", [5.0]).status_code == 200
+    remote.stop()
+    r = infer(gw, "p", [5.0])
+    assert r.status_code == 503, r.text
+    assert r.json()["error"].startswith(f"step 'far' (remote {remote.url} model score): "), r.text
+    assert gw.alive()
