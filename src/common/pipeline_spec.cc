@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/config_reader.h"
+#include "common/pipeline_condition.h"
 
 namespace berth {
 namespace {
@@ -71,8 +72,8 @@ Result<RemoteModel> ParseRemote(const YAML::Node& n, const std::string& key, con
 
 Result<PipelineStep> ParseStep(const YAML::Node& n, const std::string& key, const ConfigReader& r) {
   if (!n.IsMap()) return r.Error(key, "expected a mapping {name, model, inputs}, got " + ConfigReader::Describe(n));
-  RETURN_IF_ERROR(
-      r.OnlyKeys(n, key, {"name", "model", "version", "remote", "retries", "inputs", "timeout_ms", "on_error"}));
+  RETURN_IF_ERROR(r.OnlyKeys(
+      n, key, {"name", "model", "version", "remote", "retries", "inputs", "when", "timeout_ms", "on_error"}));
   PipelineStep step;
   if (!n["name"]) return r.Error(key + ".name", "missing (every step needs a name)");
   ASSIGN_OR_RETURN(step.name, r.String(n["name"], key + ".name"));
@@ -102,6 +103,12 @@ Result<PipelineStep> ParseStep(const YAML::Node& n, const std::string& key, cons
     ASSIGN_OR_RETURN(std::string on_error, r.String(n["on_error"], key + ".on_error"));
     if (on_error != "fail" && on_error != "skip") return r.Error(key + ".on_error", "expected fail or skip");
     step.skip_on_error = on_error == "skip";
+  }
+  if (n["when"]) {
+    ASSIGN_OR_RETURN(std::string text, r.String(n["when"], key + ".when"));
+    Result<std::shared_ptr<const Condition>> when = Condition::Parse(text);
+    if (!when.ok()) return r.Error(key + ".when", when.status().message());
+    step.when = std::move(when).value();
   }
   const YAML::Node& in = n["inputs"];
   if (!in || !in.IsMap() || in.size() == 0) {
@@ -143,6 +150,17 @@ Result<PipelineOutput> ParseOutput(const YAML::Node& n, const std::string& key, 
 
 // Orders the steps so that each comes after the steps it reads from; an
 // error names a step on a cycle.
+}  // namespace
+
+std::vector<TensorRef> StepReads(const PipelineStep& step) {
+  std::vector<TensorRef> out;
+  for (const auto& kv : step.inputs) out.push_back(kv.second);
+  if (step.when) out.insert(out.end(), step.when->refs().begin(), step.when->refs().end());
+  return out;
+}
+
+namespace {
+
 Status SortSteps(std::vector<PipelineStep>* steps, const ConfigReader& r) {
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < steps->size(); ++i) index[(*steps)[i].name] = i;
@@ -155,7 +173,7 @@ Status SortSteps(std::vector<PipelineStep>* steps, const ConfigReader& r) {
                      "step '" + (*steps)[i].name + "' depends on itself (a cycle through its inputs)");
     }
     state[i] = 1;
-    for (const auto& [name, ref] : (*steps)[i].inputs) {
+    for (const TensorRef& ref : StepReads((*steps)[i])) {
       if (!ref.is_input()) RETURN_IF_ERROR(visit(index.at(ref.step)));
     }
     state[i] = 2;
@@ -202,8 +220,12 @@ Result<ModelConfig> ParsePipelineConfig(const YAML::Node& root, const std::strin
   }
   // References: each to a pipeline input or another step.
   for (size_t i = 0; i < spec->steps.size(); ++i) {
-    for (const auto& [name, ref] : spec->steps[i].inputs) {
-      std::string k = "steps[" + std::to_string(i) + "].inputs." + name;
+    std::vector<std::pair<std::string, TensorRef>> reads = spec->steps[i].inputs;
+    if (spec->steps[i].when) {
+      for (const TensorRef& ref : spec->steps[i].when->refs()) reads.emplace_back("", ref);
+    }
+    for (const auto& [name, ref] : reads) {
+      std::string k = "steps[" + std::to_string(i) + "]" + (name.empty() ? ".when" : ".inputs." + name);
       if (ref.is_input() && !c.FindInput(ref.tensor)) {
         return r.Error(k, "the pipeline has no input '" + ref.tensor + "'");
       }

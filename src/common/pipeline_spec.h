@@ -8,7 +8,8 @@
 //   limits:  {max_inflight: 512, timeout_ms: 200}
 //   steps:
 //     - {name: mlp, model: mlp, inputs: {x: $in.x}}
-//     - {name: rerank, model: mlp2, version: 3, inputs: {x: $in.x}, timeout_ms: 50, on_error: skip}
+//     - {name: rerank, model: mlp2, version: 3, inputs: {x: $in.x}, timeout_ms: 50, on_error: skip,
+//        when: "any(mlp.probs > 0.9)"}
 //     - {name: churn, remote: {url: "http://scorer:8000", model: churn}, retries: 2, inputs: {features: $in.f}}
 //
 // Parsing checks what the file alone decides (names, references, cycles);
@@ -16,12 +17,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace berth {
+
+class Condition;  // common/pipeline_condition.h
 
 // `$in.NAME` (a pipeline input) or `STEP.OUTPUT`.
 struct TensorRef {
@@ -48,9 +52,14 @@ struct PipelineStep {
   int retries = 0;  // remote steps: tries again on connection failures and 503, while the deadline allows
   // The step model's inputs, each from a tensor; in the order written.
   std::vector<std::pair<std::string, TensorRef>> inputs;
+  // `when:`: the step runs only when it holds (else it is skipped, its outputs absent).
+  std::shared_ptr<const Condition> when;
   int64_t timeout_ms = 0;      // 0: what is left of the pipeline's deadline
   bool skip_on_error = false;  // on_error: skip (its outputs become absent) rather than fail
 };
+
+// Every tensor a step reads: its inputs, and what its `when` reads.
+std::vector<TensorRef> StepReads(const PipelineStep& step);
 
 struct PipelineOutput {
   std::string name;

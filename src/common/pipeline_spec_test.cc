@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "common/model_config.h"
+#include "common/pipeline_condition.h"
 
 namespace berth {
 namespace {
@@ -76,6 +79,58 @@ TEST(PipelineSpecTest, ErrorsNameTheKey) {
   auto kind = ParseModelConfig("kind: ensemble\n", "p", "p/model.yaml");
   ASSERT_FALSE(kind.ok());
   EXPECT_EQ(kind.status().message(), "p/model.yaml: kind: expected backend or pipeline");
+}
+
+Tensor Floats(std::vector<float> v) {
+  Tensor t;
+  t.dtype = DataType::kFp32;
+  t.shape = {static_cast<int64_t>(v.size())};
+  for (float f : v) {
+    uint8_t b[4];
+    std::memcpy(b, &f, 4);
+    t.data.insert(t.data.end(), b, b + 4);
+  }
+  return t;
+}
+
+TEST(ConditionTest, EvaluatesComparisonsQuantifiersAndLogic) {
+  Tensor p = Floats({0.2f, 0.95f});
+  auto find = [&](const TensorRef& ref) -> const Tensor* { return ref.ToString() == "m.p" ? &p : nullptr; };
+  struct Case {
+    const char* text;
+    bool expected;
+  } cases[] = {
+      {"any(m.p > 0.9)", true},
+      {"all(m.p > 0.9)", false},
+      {"m.p > 0.1", true},
+      {"m.p > 0.5", false},
+      {"0.1 < m.p", true},
+      {"not any(m.p >= 1)", true},
+      {"any(m.p == 0.2) and m.p != 7", false},  // 0.2f is not 0.2
+      {"any(m.p < 0.3) or all(m.p > 1)", true},
+      {"(m.p > 0) and (not (m.p > 0.5))", true},
+      {"any(x.y > 0)", false},  // absent: false
+  };
+  for (const auto& c : cases) {
+    auto cond = Condition::Parse(c.text);
+    ASSERT_TRUE(cond.ok()) << c.text << ": " << cond.status().message();
+    auto v = (*cond)->Evaluate(find);
+    ASSERT_TRUE(v.ok()) << c.text;
+    EXPECT_EQ(*v, c.expected) << c.text;
+  }
+  auto refs = (*Condition::Parse("any(a.x > 1) or $in.y < 2"))->refs();
+  ASSERT_EQ(refs.size(), 2u);
+  EXPECT_EQ(refs[0].ToString(), "a.x");
+  EXPECT_EQ(refs[1].ToString(), "$in.y");
+}
+
+TEST(ConditionTest, ParseErrorsSayWhere) {
+  EXPECT_EQ(Condition::Parse("m.p >").status().message(), "at character 6: expected a number");
+  EXPECT_EQ(Condition::Parse("m.p > 1 m.q").status().message(), "at character 9: expected and, or or the end");
+  EXPECT_EQ(Condition::Parse("any m.p > 1").status().message(), "at character 5: expected '(' after any/all");
+  EXPECT_EQ(Condition::Parse("m.p ~ 1").status().message(), "at character 5: expected a comparison (> >= < <= == !=)");
+  EXPECT_FALSE(Condition::Parse(std::string(40, '(') + "m.p > 1" + std::string(40, ')')).ok());  // too deep
+  EXPECT_FALSE(Condition::Parse("").ok());
 }
 
 }  // namespace

@@ -32,11 +32,22 @@ void ModelMetrics::ResetExecutions() {
     executions_by_size[i].store(0, std::memory_order_relaxed);
     compute_us_by_size[i].store(0, std::memory_order_relaxed);
   }
+  for (auto& step : steps) {
+    for (auto* c : {&step->ok, &step->skipped, &step->error, &step->timeout}) c->store(0, std::memory_order_relaxed);
+    step->duration_us.Reset();
+  }
 }
 
+namespace {
+std::vector<uint64_t> DurationBoundsUs() {
+  return {100,   250,    500,    1000,   2500,    5000,    10000,   25000,
+          50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+}
+}  // namespace
+
+StepMetrics::StepMetrics() : duration_us(DurationBoundsUs()) {}
+
 ModelMetrics::ModelMetrics()
-    : request_duration_us({100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
-                           2500000, 5000000, 10000000}),
-      batch_size({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}) {}
+    : request_duration_us(DurationBoundsUs()), batch_size({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}) {}
 
 }  // namespace berth

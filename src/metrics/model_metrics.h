@@ -34,6 +34,18 @@ class Histogram {
   std::atomic<uint64_t> sum_{0};
 };
 
+// A pipeline step's counts by outcome and its durations (network time
+// included for a remote step).
+struct StepMetrics {
+  StepMetrics();
+  std::string name;
+  std::atomic<uint64_t> ok{0};
+  std::atomic<uint64_t> skipped{0};  // a condition that did not hold, an absent input, on_error: skip
+  std::atomic<uint64_t> error{0};
+  std::atomic<uint64_t> timeout{0};  // no answer by the deadline
+  Histogram duration_us;             // of the steps that ran (ok, error, timeout)
+};
+
 struct ModelMetrics {
   ModelMetrics();
 
@@ -65,6 +77,8 @@ struct ModelMetrics {
   Histogram batch_size;                       // rows per execution
   std::atomic<uint64_t> executions_by_size[kExactBatchSizes]{};
   std::atomic<uint64_t> compute_us_by_size[kExactBatchSizes]{};
+  // Pipelines: one per step, set up before the version serves (fixed after).
+  std::vector<std::unique_ptr<StepMetrics>> steps;
 };
 
 // One model version's metrics, as a snapshot of what serves now: the

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iterator>
@@ -169,6 +170,29 @@ std::string RenderPrometheus(const std::vector<VersionMetrics>& versions) {
   }
   w.Header({"berth_batch_size", "histogram", "Rows per backend execution."});
   for (const auto& mv : versions) WriteHistogram(w, "berth_batch_size", Labels(mv), mv.metrics->batch_size, 1);
+  // Pipelines, per step.
+  bool any_steps =
+      std::any_of(versions.begin(), versions.end(), [](const auto& v) { return !v.metrics->steps.empty(); });
+  if (any_steps) {
+    w.Header({"berth_pipeline_step_total", "counter", "Pipeline steps by outcome (ok, skipped, error, timeout)."});
+    for (const auto& mv : versions) {
+      for (const auto& s : mv.metrics->steps) {
+        std::string labels = Labels(mv) + ",step=\"" + s->name + "\",outcome=";
+        w.Sample("berth_pipeline_step_total", labels + "\"ok\"", static_cast<double>(s->ok.load()));
+        w.Sample("berth_pipeline_step_total", labels + "\"skipped\"", static_cast<double>(s->skipped.load()));
+        w.Sample("berth_pipeline_step_total", labels + "\"error\"", static_cast<double>(s->error.load()));
+        w.Sample("berth_pipeline_step_total", labels + "\"timeout\"", static_cast<double>(s->timeout.load()));
+      }
+    }
+    w.Header({"berth_pipeline_step_duration_seconds", "histogram",
+              "Pipeline step duration, from sending to its answer (network time for remote steps)."});
+    for (const auto& mv : versions) {
+      for (const auto& s : mv.metrics->steps) {
+        WriteHistogram(w, "berth_pipeline_step_duration_seconds", Labels(mv) + ",step=\"" + s->name + "\"",
+                       s->duration_us, 1e-6);
+      }
+    }
+  }
   WriteProcessMetrics(w);
   return std::move(w.str());
 }

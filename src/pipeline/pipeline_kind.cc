@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "common/pipeline_condition.h"
 #include "pipeline/pipeline_scheduler.h"
 #include "pipeline/remote_step.h"
 
@@ -113,8 +114,22 @@ class Checker {
                    m.what + " takes batches of at most " + std::to_string(std::max<int64_t>(m.max_batch_size, 0)) +
                        " rows, the pipeline's max_batch_size is " + std::to_string(config_->max_batch_size));
     }
-    bool maybe_absent = step.skip_on_error;
-    std::string why = step.skip_on_error ? "step '" + step.name + "' has on_error: skip" : "";
+    bool maybe_absent = step.skip_on_error || step.when;
+    std::string why = step.skip_on_error ? "step '" + step.name + "' has on_error: skip"
+                      : step.when        ? "step '" + step.name + "' runs only when its condition holds"
+                                         : "";
+    if (step.when) {
+      for (const TensorRef& ref : step.when->refs()) {
+        auto t = types_.find(ref.ToString());
+        if (t == types_.end()) {
+          return Error(key + ".when", "step '" + ref.step + "' has no output '" + ref.tensor + "'");
+        }
+        if (t->second.dtype == DataType::kBytes || t->second.dtype == DataType::kFp16) {
+          return Error(key + ".when", ref.ToString() + " is " + std::string(DataTypeName(t->second.dtype)) +
+                                          ": conditions compare numbers");
+        }
+      }
+    }
     for (const auto& [name, ref] : step.inputs) {
       auto in = std::find_if(m.inputs.begin(), m.inputs.end(), [&](const auto& t) { return t.name == name; });
       if (in == m.inputs.end()) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 
+#include "common/pipeline_condition.h"
 #include "pipeline/remote_step.h"
 
 namespace berth {
@@ -23,6 +24,7 @@ struct PipelineScheduler::Run {
   std::map<std::string, Tensor, std::less<>> tensors;  // GUARDED_BY(mu)
   std::vector<StepState> state;                        // GUARDED_BY(mu)
   std::vector<size_t> waiting_on;                      // unfinished steps each step reads from; GUARDED_BY(mu)
+  std::vector<Clock::time_point> started;              // when each step was sent; GUARDED_BY(mu)
   size_t remaining = 0;                                // needed steps not finished; GUARDED_BY(mu)
   bool finished = false;                               // answered (or failing); GUARDED_BY(mu)
 };
@@ -46,12 +48,16 @@ PipelineScheduler::PipelineScheduler(InferenceServer* server, std::shared_ptr<co
       metrics_(std::move(metrics)),
       remotes_(std::move(remotes)) {
   remotes_.resize(spec_.steps.size());
+  for (const PipelineStep& step : spec_.steps) {
+    metrics_->steps.push_back(std::make_unique<StepMetrics>());
+    metrics_->steps.back()->name = step.name;
+  }
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < spec_.steps.size(); ++i) index[spec_.steps[i].name] = i;
   readers_.resize(spec_.steps.size());
   step_deps_.resize(spec_.steps.size());
   for (size_t i = 0; i < spec_.steps.size(); ++i) {
-    for (const auto& [name, ref] : spec_.steps[i].inputs) {
+    for (const TensorRef& ref : StepReads(spec_.steps[i])) {
       if (ref.is_input()) continue;
       size_t d = index.at(ref.step);
       if (std::find(step_deps_[i].begin(), step_deps_[i].end(), d) == step_deps_[i].end()) {
@@ -94,8 +100,13 @@ void PipelineScheduler::WatchDeadlines() {
       run->finished = true;
       std::string running;
       for (size_t i = 0; i < spec_.steps.size(); ++i) {
-        if (run->state[i] == Run::StepState::kRunning)
+        if (run->state[i] == Run::StepState::kRunning) {
           running += (running.empty() ? "" : ", ") + StepWhere(spec_.steps[i]);
+          StepMetrics& m = *metrics_->steps[i];
+          m.timeout.fetch_add(1, std::memory_order_relaxed);
+          m.duration_us.Observe(static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - run->started[i]).count()));
+        }
       }
       run_lock.unlock();
       Finish(run, Status(StatusCode::kDeadlineExceeded,
@@ -133,6 +144,7 @@ void PipelineScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferComp
   size_t n = spec_.steps.size();
   run->state.assign(n, Run::StepState::kUnneeded);
   run->waiting_on.assign(n, 0);
+  run->started.assign(n, Clock::time_point());
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < n; ++i) index[spec_.steps[i].name] = i;
   std::vector<size_t> stack;
@@ -184,7 +196,16 @@ void PipelineScheduler::StartStep(const std::shared_ptr<Run>& run, size_t i) {
     std::lock_guard<std::mutex> lock(run->mu);
     if (run->finished) return;
     run->state[i] = Run::StepState::kRunning;
+    run->started[i] = Clock::now();
+    if (step.when) {
+      Result<bool> holds = step.when->Evaluate([&](const TensorRef& ref) -> const Tensor* {
+        auto it = run->tensors.find(ref.ToString());
+        return it == run->tensors.end() ? nullptr : &it->second;
+      });
+      if (!holds.ok() || !*holds) absent = true;  // a condition that does not hold skips the step
+    }
     for (const auto& [name, ref] : step.inputs) {
+      if (absent) break;
       auto it = run->tensors.find(ref.ToString());
       if (it == run->tensors.end()) {
         absent = true;  // an optional input left out, or a skipped step's output: this step is skipped too
@@ -217,7 +238,16 @@ void PipelineScheduler::FinishStep(const std::shared_ptr<Run>& run, size_t i, Re
   const PipelineStep& step = spec_.steps[i];
   std::vector<size_t> ready;
   std::unique_lock<std::mutex> lock(run->mu);
-  if (run->finished) return;
+  if (run->finished) return;  // answered at the deadline: counted as a timeout there
+  StepMetrics& m = *metrics_->steps[i];
+  if (skipped) {
+    m.skipped.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - run->started[i]).count();
+    m.duration_us.Observe(static_cast<uint64_t>(us));
+    bool timed_out = !result.ok() && result.status().code() == StatusCode::kDeadlineExceeded;
+    (result.ok() ? m.ok : timed_out ? m.timeout : m.error).fetch_add(1, std::memory_order_relaxed);
+  }
   if (!result.ok() && !skipped && !step.skip_on_error) {
     run->finished = true;
     lock.unlock();

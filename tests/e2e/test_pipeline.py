@@ -99,9 +99,31 @@ def server(tmp_path_factory):
         extra="limits: {timeout_ms: 100}\nwarmup: {requests: 0}\n"))
     write_model(repo, "merge", pipeline_yaml(
         [{"name": "b", "model": "batcher", "inputs": {"x": "$in.x"}}], [{"name": "y", "from": "b.out_x"}]))
+    write_model(repo, "gate", pipeline_yaml(
+        [{"name": "first", "model": "a", "inputs": {"x": "$in.x"}},
+         {"name": "second", "model": "b", "inputs": {"x": "$in.x"}, "when": "any(first.out_x > 0.9)"},
+         {"name": "third", "model": "two", "inputs": {"x": "$in.x", "y": "$in.x"},
+          "when": "0 <= $in.x and not (all(first.out_x >= 5) or $in.x == 3)"}],
+        [{"name": "y", "from": "second.out_x ?? first.out_x"},
+         {"name": "fired", "from": "second.out_x", "optional": True},
+         {"name": "third", "from": "third.out_x", "optional": True}]))
     s = Server(repo)
     yield s
     s.stop()
+
+
+@pytest.mark.parametrize("x,fired,third", [
+    ([0.5], False, True), ([0.95], True, True), ([0.1, 0.99], True, True), ([3.0], True, False),
+    ([-1.0, 1.0], True, False), ([5.0, 6.0], True, False),
+])
+def test_when_conditions(server, x, fired, third):
+    before = stats(server, "b")["inference_count"]
+    r = infer(server, "gate", x)
+    assert r.status_code == 200, r.text
+    names = [o["name"] for o in r.json()["outputs"]]
+    assert out(r, "y") == x
+    assert ("fired" in names) == fired and ("third" in names) == third, names
+    assert stats(server, "b")["inference_count"] == before + (1 if fired else 0)  # skipped: never ran
 
 
 def test_sequence_runs_both_steps_in_order(server):
@@ -290,6 +312,16 @@ BAD = {
     "bad_key": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "$in.x"}, "retry": 3}],
                               [{"name": "y", "from": "s.out_x"}]),
                 "steps[0].retry: unknown key"),
+    "bad_when": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "$in.x"}, "when": "any($in.x >)"}],
+                               [{"name": "y", "from": "s.out_x", "optional": True}]),
+                 "steps[0].when: at character 12: expected a number"),
+    "when_unknown_tensor": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "$in.x"},
+                                            "when": "$in.nope > 1"}],
+                                          [{"name": "y", "from": "s.out_x", "optional": True}]),
+                            "steps[0].when: the pipeline has no input 'nope'"),
+    "when_not_optional": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "$in.x"}, "when": "$in.x > 1"}],
+                                        [{"name": "y", "from": "s.out_x"}]),
+                          "output 'y' may be absent (step 's' runs only when its condition holds)"),
     "bad_ref": (pipeline_yaml([{"name": "s", "model": "a", "inputs": {"x": "just-a-name"}}],
                               [{"name": "y", "from": "s.out_x"}]),
                 "steps[0].inputs.x: expected a tensor reference, $in.NAME or STEP.OUTPUT"),
@@ -337,3 +369,36 @@ def test_pipeline_around_the_mlp_equals_the_mlp(tmp_path, start_server):
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy().flatten()
     np.testing.assert_allclose(via.json()["outputs"][0]["data"], expected, rtol=1e-5, atol=1e-6)
+
+
+def step_counts(server, model):
+    """{(step, outcome): count} from /metrics, read with prometheus_client's parser."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+    text = requests.get(server.metrics_url, timeout=10).text
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "berth_pipeline_step_total" and s.labels["model"] == model:
+                out[(s.labels["step"], s.labels["outcome"])] = s.value
+            if s.name == "berth_pipeline_step_duration_seconds_count" and s.labels["model"] == model:
+                out[(s.labels["step"], "timed")] = s.value
+    return out
+
+
+def test_per_step_metrics(server):
+    before = step_counts(server, "gate")
+    assert infer(server, "gate", [0.5]).status_code == 200
+    after = step_counts(server, "gate")
+    delta = {k: after[k] - before.get(k, 0) for k in after}
+    assert delta[("first", "ok")] == 1 and delta[("first", "timed")] == 1
+    assert delta[("second", "skipped")] == 1 and delta[("second", "timed")] == 0
+    assert delta[("third", "ok")] == 1
+    before = step_counts(server, "hurried")
+    assert infer(server, "hurried", [1.0]).status_code == 504
+    after = step_counts(server, "hurried")
+    assert after[("wait", "timeout")] - before.get(("wait", "timeout"), 0) == 1
+    before = step_counts(server, "fallback")
+    assert infer(server, "fallback", [1.0]).status_code == 200
+    after = step_counts(server, "fallback")
+    assert after[("flaky", "error")] - before.get(("flaky", "error"), 0) == 1

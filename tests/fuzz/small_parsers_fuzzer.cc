@@ -1,6 +1,7 @@
 // The small parsers of untrusted text: URLs, content codings (gzip/deflate
-// bodies with a bound), checkpoint files.
+// bodies with a bound), checkpoint files, pipeline `when:` conditions.
 #include "batch/batch_files.h"
+#include "common/pipeline_condition.h"
 #include "fuzz_util.h"
 #include "net/url.h"
 #include "protocol/http/content_coding.h"
@@ -8,7 +9,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   auto text = berth::fuzz::View(data + 1, size - 1);
-  switch (data[0] % 4) {
+  switch (data[0] % 5) {
     case 0: {
       auto url = berth::ParseUrl(text);
       if (url.ok()) (void)berth::ResolveUrl(*url, text);
@@ -25,6 +26,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 3: (void)berth::CheckpointFromJson(text, "out.checkpoint"); break;
+    case 4: {
+      auto cond = berth::Condition::Parse(std::string(text));
+      if (cond.ok()) {
+        berth::Tensor t;
+        t.dtype = berth::DataType::kFp32;
+        t.shape = {2};
+        t.data.assign(8, 0x3f);
+        (void)(*cond)->Evaluate([&](const berth::TensorRef& ref) { return ref.step.empty() ? &t : nullptr; });
+      }
+      break;
+    }
   }
   return 0;
 }
