@@ -34,13 +34,13 @@ def free_port():
 class Server:
     """A running `berth serve`; stopped by its PID."""
 
-    def __init__(self, repo, extra_args=(), wait_ready=True, tls_ca=None, client_cert=None):
+    def __init__(self, repo, extra_args=(), wait_ready=True, tls_ca=None, client_cert=None, port=None):
         """tls_ca: the CA file that verifies the server's certificate (the server runs with TLS);
         client_cert: (cert, key) files presented to it (mTLS)."""
         self.tls_ca = tls_ca
         self.client_cert = client_cert
         scheme = "https" if tls_ca else "http"
-        self.port = free_port()
+        self.port = port or free_port()
         self.metrics_port = free_port()
         self.grpc_port = free_port()
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
