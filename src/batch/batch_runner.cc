@@ -13,8 +13,10 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "batch/checkpointer.h"
@@ -24,6 +26,9 @@
 #include "batch/row_writer.h"
 #include "berth/batch.h"
 #include "common/json_writer.h"
+#include "common/pipeline_spec.h"
+#include "pipeline/pipeline_kind.h"
+#include "repository/model_source.h"
 #include "server/inference_server.h"
 #include "transform/table_mapper.h"
 
@@ -94,6 +99,28 @@ class BatchRun {
   std::condition_variable progress_cv_;
 };
 
+namespace {
+
+// The local models pipeline `name` of `root` runs, nested pipelines
+// included, each after the models it runs (remote steps need none).
+std::vector<std::string> StepModels(const std::string& root, const std::string& name) {
+  std::vector<std::string> order;
+  std::set<std::string> seen{name};
+  std::function<void(const std::string&)> visit = [&](const std::string& n) {
+    Result<ModelSource> s = ReadModelSource(root + "/" + n, n);
+    if (!s.ok() || !s->config.pipeline) return;
+    for (const PipelineStep& step : s->config.pipeline->steps) {
+      if (step.remote || !IsValidModelName(step.model) || !seen.insert(step.model).second) continue;
+      visit(step.model);
+      order.push_back(step.model);
+    }
+  };
+  visit(name);
+  return order;
+}
+
+}  // namespace
+
 Status BatchRun::Setup() {
   namespace fs = std::filesystem;
   fs::path dir = fs::path(o_.model_dir).lexically_normal();
@@ -126,14 +153,25 @@ Status BatchRun::Setup() {
   }
 
   model_dir_ = dir.string();
+  std::string name = dir.filename().string();
+  // A pipeline runs its steps' models: they live beside it, in its repository.
+  Result<ModelSource> probe = ReadModelSource(model_dir_, name);
+  bool pipeline = probe.ok() && probe->config.pipeline;
   InferenceServer::Options so;
-  so.repository.root = model_dir_;
-  so.repository.single_model = dir.filename().string();
+  so.repository.root = pipeline ? dir.parent_path().string() : model_dir_;
+  so.repository.single_model = pipeline ? "" : name;
   so.repository.version = o_.version;
   so.repository.backend_dir = o_.backend_dir;
   ASSIGN_OR_RETURN(server_, InferenceServer::Create(so));
-  RETURN_IF_ERROR(server_->LoadModel(so.repository.single_model));
-  ASSIGN_OR_RETURN(model_, server_->Resolve(so.repository.single_model, -1));
+  if (pipeline) {
+    server_->RegisterKind(kPipelineModelKind, PipelineKind(server_.get()));
+    for (const std::string& step_model : StepModels(dir.parent_path().string(), name)) {
+      Status s = server_->LoadModel(step_model);
+      if (!s.ok()) return s.WithContext("pipeline step model '" + step_model + "'");
+    }
+  }
+  RETURN_IF_ERROR(server_->LoadModel(name));
+  ASSIGN_OR_RETURN(model_, server_->Resolve(name, -1));
   const ModelConfig& config = *model_.config;
 
   // Columns: CSV reads every column of the header; JSONL only those used.

@@ -202,9 +202,6 @@ Result<ModelConfig> ParsePipelineConfig(const YAML::Node& root, const std::strin
   r.AllowOptionalInputs();
   ASSIGN_OR_RETURN(c.inputs, r.Specs(root["inputs"], "inputs", true));
   if (c.inputs.empty()) return r.Error("inputs", "expected at least one input");
-  for (size_t i = 0; i < c.inputs.size(); ++i) {
-    if (!c.inputs[i].columns.empty()) return r.Error("inputs[" + std::to_string(i) + "].columns", "not for pipelines");
-  }
 
   const YAML::Node& steps = root["steps"];
   if (!steps || !steps.IsSequence() || steps.size() == 0) {

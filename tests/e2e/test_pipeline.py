@@ -402,3 +402,40 @@ def test_per_step_metrics(server):
     assert infer(server, "fallback", [1.0]).status_code == 200
     after = step_counts(server, "fallback")
     assert after[("flaky", "error")] - before.get(("flaky", "error"), 0) == 1
+
+
+def test_berth_batch_runs_a_pipeline_like_its_models(tmp_path):
+    import subprocess
+    import pandas as pd
+    from conftest import BERTH_BIN
+    repo = tmp_path / "models"
+    step = ("backend: identity\nmax_batch_size: 8\n"
+            "inputs: [{name: x, datatype: FP32, shape: [3], columns: [p, q, r]}]\n"
+            "outputs: [{name: out_x, datatype: FP32, shape: [3]}]\n")
+    write_model(repo, "a", step)
+    write_model(repo, "b", step)
+    pipe = pipeline_yaml([{"name": "s1", "model": "a", "inputs": {"x": "$in.x"}},
+                          {"name": "s2", "model": "b", "inputs": {"x": "s1.out_x"}}],
+                         [{"name": "out_x", "from": "s2.out_x"}], inputs=(("x", "FP32", [3]),))
+    write_model(repo, "pipe", pipe.replace("shape: [3]}", "shape: [3], columns: [p, q, r]}"))
+    rows = ["id,p,q,r"] + [f"{i},{i * 0.5},{-i},{i * i}" for i in range(40)]
+    rows[7] = "6,1.0,abc,2"  # rejected by both, with its line number
+    data = tmp_path / "in.csv"
+    data.write_text("\n".join(rows) + "\n")
+
+    def run(model, name):
+        out = tmp_path / name
+        p = subprocess.run([str(BERTH_BIN), "batch", str(repo / model), "--in", str(data), "--out", str(out),
+                            "--keep", "id", "--progress", "none", "--max-rejects", "1"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        return pd.read_csv(out), pd.read_csv(str(out) + ".rejects.csv")
+
+    via_pipe, rejects_pipe = run("pipe", "pipe.csv")
+    direct, rejects_direct = run("a", "direct.csv")
+    assert len(via_pipe) == 39 and list(via_pipe.columns) == list(direct.columns)
+    pd.testing.assert_frame_equal(via_pipe, direct)
+    pd.testing.assert_frame_equal(rejects_pipe, rejects_direct)
+    src = pd.read_csv(data, dtype=str)
+    src = src[src["q"] != "abc"].astype(float).reset_index(drop=True)
+    assert (via_pipe.iloc[:, 1:].to_numpy() == src[["p", "q", "r"]].to_numpy()).all()
