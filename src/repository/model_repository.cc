@@ -108,7 +108,9 @@ void ModelRepository::ReapRetired() {
   }
 }
 
-Status ModelRepository::LoadModel(const std::string& name) {
+Status ModelRepository::LoadModel(const std::string& name) { return LoadModel(name, std::nullopt); }
+
+Status ModelRepository::LoadModel(const std::string& name, std::optional<Result<ModelSource>> read) {
   std::lock_guard<std::mutex> load_lock(load_mu_);
   // Refusals before anything loads: logged, and kept as the reason of a model the index already lists.
   auto refuse = [&](const Status& full) {
@@ -142,7 +144,7 @@ Status ModelRepository::LoadModel(const std::string& name) {
     return s;
   };
   // One read of the directory: model.yaml (opened and parsed once) and the versions on disk.
-  Result<ModelSource> source = ReadModelSource(dir, name);
+  Result<ModelSource> source = read ? std::move(*read) : ReadModelSource(dir, name);
   if (!source.ok()) return record_model_error(source.status());
   std::vector<int64_t> on_disk = source->version_numbers();
   std::vector<int64_t> wanted;
@@ -248,12 +250,12 @@ Status ModelRepository::UnloadModel(const std::string& name) {
   return Status::Ok();
 }
 
-std::vector<std::string> ModelRepository::LoadOrder(const std::vector<std::string>& names) const {
+std::vector<std::string> ModelRepository::LoadOrder(const std::vector<std::string>& names,
+                                                    const std::map<std::string, Result<ModelSource>>& sources) const {
   // The models each pipeline runs (from its model.yaml; a model.yaml that
   // does not read is reported by its own load).
   std::map<std::string, std::vector<std::string>> deps;
-  for (const auto& n : names) {
-    Result<ModelSource> source = ReadModelSource(ModelDir(n), n);
+  for (const auto& [n, source] : sources) {
     if (!source.ok() || !source->config.pipeline) continue;
     for (const PipelineStep& step : source->config.pipeline->steps) deps[n].push_back(step.model);
   }
@@ -297,7 +299,12 @@ void ModelRepository::LoadAll() {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& n : names) models_[n].name = n;
   }
-  for (const auto& n : LoadOrder(names)) (void)LoadModel(n);  // failures are recorded for the index
+  // Each model.yaml is read once: here, for the order (pipelines after the models they run), and the load uses it.
+  std::map<std::string, Result<ModelSource>> sources;
+  for (const auto& n : names) sources.emplace(n, ReadModelSource(ModelDir(n), n));
+  for (const auto& n : LoadOrder(names, sources)) {
+    (void)LoadModel(n, std::move(sources.at(n)));  // failures are recorded for the index
+  }
 }
 
 void ModelRepository::Poll() {

@@ -116,7 +116,10 @@ class ModelRepository {
   explicit ModelRepository(Options options);
   std::string ModelDir(const std::string& name) const;
   // `names` (sorted) with every pipeline after the models it runs.
-  std::vector<std::string> LoadOrder(const std::vector<std::string>& names) const;
+  std::vector<std::string> LoadOrder(const std::vector<std::string>& names,
+                                     const std::map<std::string, Result<ModelSource>>& sources) const;
+  // LoadModel with the directory already read (nullopt: read it here).
+  Status LoadModel(const std::string& name, std::optional<Result<ModelSource>> read);
   void Retire(std::shared_ptr<ModelVersion> version);  // REQUIRES(mu_)
   // `s` with the server's own paths (repository root, backend directory) cut
   // out of its message: what clients may see.

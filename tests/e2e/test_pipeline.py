@@ -439,3 +439,48 @@ def test_berth_batch_runs_a_pipeline_like_its_models(tmp_path):
     src = pd.read_csv(data, dtype=str)
     src = src[src["q"] != "abc"].astype(float).reset_index(drop=True)
     assert (via_pipe.iloc[:, 1:].to_numpy() == src[["p", "q", "r"]].to_numpy()).all()
+
+
+def test_each_model_yaml_is_opened_once_per_load_pipelines_included(tmp_path):
+    """The inference-core rule, with a pipeline whose load order is read from its model.yaml too."""
+    import shutil
+    import subprocess
+    from conftest import BERTH_BIN, free_port
+    if shutil.which("strace") is None:
+        pytest.skip("needs strace")
+    repo = tmp_path / "models"
+    write_model(repo, "zstep", identity_config(X, mbs=8))  # sorts after the pipeline that runs it
+    write_model(repo, "apipe", pipeline_yaml([{"name": "s", "model": "zstep", "inputs": {"x": "$in.x"}}],
+                                             [{"name": "y", "from": "s.out_x"}]))
+    trace = tmp_path / "trace"
+    port = free_port()
+    proc = subprocess.Popen(["strace", "-f", "-e", "trace=openat", "-o", str(trace), str(BERTH_BIN), "serve",
+                             "--model-repository", str(repo), "--host", "127.0.0.1", "--http-port", str(port),
+                             "--grpc-port", "0", "--metrics-port", "0"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        import requests
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        r = requests.post(f"http://127.0.0.1:{port}/v2/models/apipe/infer", timeout=10, json={
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [2.0]}]})
+        assert r.status_code == 200, r.text
+    finally:
+        # SIGTERM to berth itself (strace's child); strace exits with it.
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        for pid in children:
+            subprocess.run(["kill", "-TERM", pid])
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    opens = [line for line in trace.read_text().splitlines() if "model.yaml" in line and "openat" in line]
+    assert sum("zstep/model.yaml" in line for line in opens) == 1, opens
+    assert sum("apipe/model.yaml" in line for line in opens) == 1, opens
