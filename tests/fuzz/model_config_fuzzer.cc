@@ -1,4 +1,4 @@
-// model.yaml as the repository reads it.
+// model.yaml as the repository reads it (backend models and pipelines).
 #include "common/model_config.h"
 #include "fuzz_util.h"
 

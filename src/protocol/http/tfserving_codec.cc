@@ -9,6 +9,7 @@
 
 #include "common/base64.h"
 #include "common/json_writer.h"
+#include "protocol/v2/json_numbers.h"
 
 namespace berth {
 namespace {
@@ -75,24 +76,14 @@ Status Collect(const element& e, size_t depth, const std::string& where, Nested*
 
 template <typename T>
 Status PutInt(const element& e, const std::string& where, size_t i, uint8_t* out) {
-  bool in_range;
   T v{};
-  if (e.type() == element_type::INT64) {
-    int64_t x = e.get_int64().value_unsafe();
-    if constexpr (std::is_signed_v<T>) {
-      in_range = x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max();
-    } else {
-      in_range = x >= 0 && static_cast<uint64_t>(x) <= std::numeric_limits<T>::max();
-    }
-    v = static_cast<T>(x);
-  } else if (e.type() == element_type::UINT64) {
-    uint64_t x = e.get_uint64().value_unsafe();
-    in_range = x <= static_cast<uint64_t>(std::numeric_limits<T>::max());
-    v = static_cast<T>(x);
-  } else {
+  JsonInt read = ReadJsonInt(e, &v);
+  if (read == JsonInt::kNotAnInteger) {
     return InvalidArgument(where + "[" + std::to_string(i) + "]: expected an integer, got " + TypeOf(e));
   }
-  if (!in_range) return InvalidArgument(where + "[" + std::to_string(i) + "]: out of range for the input's datatype");
+  if (read == JsonInt::kOutOfRange) {
+    return InvalidArgument(where + "[" + std::to_string(i) + "]: out of range for the input's datatype");
+  }
   std::memcpy(out + i * sizeof(T), &v, sizeof(T));
   return Status::Ok();
 }

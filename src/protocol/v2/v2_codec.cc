@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "common/json_writer.h"
+#include "protocol/v2/json_numbers.h"
 #include "protocol/v2/v2_client_codec.h"
 
 namespace berth {
@@ -124,24 +125,12 @@ class DataWalker {
 template <typename T>
 Status FillInts(const element& data, DataWalker& walker, std::string_view dtype, uint8_t* out) {
   return walker.Walk(data, [&](const element& e, int64_t i) -> Status {
-    T v;
-    bool ok = false;
-    if (e.type() == element_type::INT64) {
-      int64_t x = e.get_int64().value_unsafe();
-      if constexpr (std::is_signed_v<T>) {
-        ok = x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max();
-      } else {
-        ok = x >= 0 && static_cast<uint64_t>(x) <= std::numeric_limits<T>::max();
-      }
-      v = static_cast<T>(x);
-    } else if (e.type() == element_type::UINT64) {
-      uint64_t x = e.get_uint64().value_unsafe();
-      ok = x <= static_cast<uint64_t>(std::numeric_limits<T>::max());
-      v = static_cast<T>(x);
-    } else {
+    T v{};
+    JsonInt read = ReadJsonInt(e, &v);
+    if (read == JsonInt::kNotAnInteger) {
       return InvalidArgument(walker.At(i) + ": expected an integer for " + std::string(dtype) + ", got " + TypeOf(e));
     }
-    if (!ok) {
+    if (read == JsonInt::kOutOfRange) {
       return InvalidArgument(walker.At(i) + ": " + std::string(simdjson::minify(e)) + " is out of range for " +
                              std::string(dtype));
     }
