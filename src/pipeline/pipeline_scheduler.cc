@@ -27,6 +27,7 @@ struct PipelineScheduler::Run {
   std::vector<Clock::time_point> started;              // when each step was sent; GUARDED_BY(mu)
   size_t remaining = 0;                                // needed steps not finished; GUARDED_BY(mu)
   bool finished = false;                               // answered (or failing); GUARDED_BY(mu)
+  bool allow_inline = false;                           // steps may run on the thread that starts them
 };
 
 namespace {
@@ -119,7 +120,7 @@ void PipelineScheduler::WatchDeadlines() {
   }
 }
 
-void PipelineScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCompletion done, bool) {
+void PipelineScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCompletion done, bool may_run_here) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return done(Unavailable("pipeline '" + config_->name + "' is stopping"));
@@ -185,6 +186,10 @@ void PipelineScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferComp
     }
     deadline_changed_.notify_all();
   }
+  // Where the server lets the pipeline run on its caller's thread (a nearly
+  // idle server), the first steps may too; later steps start on the thread
+  // that finished the step before, and the server decides again for each.
+  run->allow_inline = may_run_here;
   for (size_t i : ready) StartStep(run, i);
 }
 
@@ -230,7 +235,10 @@ void PipelineScheduler::StartStep(const std::shared_ptr<Run>& run, size_t i) {
   }
   auto finish = [this, run, i](Result<InferResponse> result) { FinishStep(run, i, std::move(result)); };
   if (remotes_[i]) return remotes_[i]->Infer(std::move(request), deadline, std::move(finish));
-  server_->InferAsync(step.model, step.version, std::move(request), std::move(finish));
+  InferOptions options;
+  options.allow_inline = run->allow_inline;
+  options.nested = true;
+  server_->InferAsync(step.model, step.version, std::move(request), std::move(finish), options);
 }
 
 void PipelineScheduler::FinishStep(const std::shared_ptr<Run>& run, size_t i, Result<InferResponse> result,

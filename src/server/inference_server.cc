@@ -87,7 +87,8 @@ void InferenceServer::Run(std::shared_ptr<ModelVersion> mv, std::unique_ptr<Infe
 
   // Counted before the decision, so that this request is one of those in flight.
   int64_t in_flight = in_flight_.fetch_add(1, std::memory_order_relaxed) + 1;
-  bool may_run_here = options.allow_inline && std::max(in_flight, options.caller_in_flight) <= options_.inline_slots;
+  int64_t counted = options.nested ? in_flight - 1 : in_flight;
+  bool may_run_here = options.allow_inline && std::max(counted, options.caller_in_flight) <= options_.inline_slots;
   Scheduler* scheduler = mv->scheduler.get();
   // The completion holds the version: it is retired only after its last request.
   scheduler->Enqueue(

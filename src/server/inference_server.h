@@ -38,6 +38,9 @@ struct InferOptions {
   // server "busy" a little longer than its own count does: measured, inline
   // execution under load costs the I/O thread more than it saves). -1 = unknown.
   int64_t caller_in_flight = -1;
+  // A pipeline step: part of a request the server already counts as in
+  // flight, so it does not count twice towards the inline decision.
+  bool nested = false;
   // When the request arrived: the deadline and the duration metric count
   // from here. Unset: when InferAsync is called.
   std::optional<std::chrono::steady_clock::time_point> received;

@@ -11,12 +11,12 @@
 
 namespace berth {
 
-GrpcServer::GrpcServer(InferenceServer* server, AccessPolicy access) : server_(server), access_(std::move(access)) {}
+GrpcServer::GrpcServer(AccessPolicy access) : access_(std::move(access)) {}
 
 GrpcServer::~GrpcServer() { Stop(); }
 
 Result<std::unique_ptr<GrpcServer>> GrpcServer::Create(Options options, InferenceServer* server, AccessPolicy access) {
-  std::unique_ptr<GrpcServer> s(new GrpcServer(server, std::move(access)));
+  std::unique_ptr<GrpcServer> s(new GrpcServer(std::move(access)));
   s->inference_ = std::make_unique<InferenceService>(server, &s->access_, &s->in_flight_);
   s->health_ = std::make_unique<HealthService>(server);
 

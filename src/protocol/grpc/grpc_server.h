@@ -48,9 +48,8 @@ class GrpcServer final : public FrontEnd {
   uint16_t port() const { return port_; }
 
  private:
-  GrpcServer(InferenceServer* server, AccessPolicy access);
+  explicit GrpcServer(AccessPolicy access);
 
-  InferenceServer* server_;
   AccessPolicy access_;
   std::atomic<int64_t> in_flight_{0};
   std::unique_ptr<InferenceService> inference_;
