@@ -131,7 +131,8 @@ class Checker {
       }
     }
     for (const auto& [name, ref] : step.inputs) {
-      auto in = std::find_if(m.inputs.begin(), m.inputs.end(), [&](const auto& t) { return t.name == name; });
+      const std::string& wanted = name;  // (a structured binding cannot be captured in C++17)
+      auto in = std::find_if(m.inputs.begin(), m.inputs.end(), [&](const auto& t) { return t.name == wanted; });
       if (in == m.inputs.end()) {
         std::string names;
         for (const auto& t : m.inputs) names += (names.empty() ? "" : ", ") + t.name;
