@@ -340,6 +340,17 @@ void PipelineScheduler::Finish(const std::shared_ptr<Run>& run, Status failure) 
   if (--in_flight_ == 0) idle_.notify_all();
 }
 
+Status PipelineScheduler::Health() const {
+  for (size_t i = 0; i < spec_.steps.size(); ++i) {
+    if (!remotes_[i] || spec_.steps[i].skip_on_error) continue;
+    if (int64_t down = remotes_[i]->DownForMs(); down > 0) {
+      return Unavailable(StepWhere(spec_.steps[i]) + ": marked down after failures in a row; trying again in " +
+                         std::to_string(down) + " ms");
+    }
+  }
+  return Status::Ok();
+}
+
 void PipelineScheduler::Stop() {
   std::unique_lock<std::mutex> lock(mu_);
   stopping_ = true;

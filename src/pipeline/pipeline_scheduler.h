@@ -35,6 +35,9 @@ class PipelineScheduler final : public Scheduler {
   void Enqueue(std::unique_ptr<InferRequest> request, InferCompletion done, bool may_run_here = false) override;
   // Refuses new requests and waits for those in the pipeline to finish.
   void Stop() override;
+  // Unavailable while a remote step that the pipeline cannot do without
+  // (no on_error: skip) is marked down by its circuit breaker.
+  Status Health() const override;
 
   struct Run;  // one request's progress through the steps
 

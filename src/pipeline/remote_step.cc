@@ -1,5 +1,6 @@
 #include "pipeline/remote_step.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/file_util.h"
@@ -71,6 +72,10 @@ Result<std::unique_ptr<RemoteStep>> RemoteStep::Create(const PipelineStep& step,
   if (!meta.ok()) return meta.status().WithContext(s->where_ + ": metadata");
   s->metadata_ = std::move(meta).value();
   return s;
+}
+
+int64_t RemoteStep::DownForMs() const {
+  return std::max<int64_t>(0, down_until_ms_.load(std::memory_order_relaxed) - NowMs());
 }
 
 void RemoteStep::Record(bool ok) {

@@ -29,6 +29,8 @@ class RemoteStep {
   static Result<std::unique_ptr<RemoteStep>> Create(const PipelineStep& step, std::chrono::milliseconds timeout);
 
   const V2ModelMetadata& metadata() const { return metadata_; }
+  // Milliseconds the circuit breaker still keeps the target down; 0 = up.
+  int64_t DownForMs() const;
   // "remote http://host:port model m", for errors.
   const std::string& where() const { return where_; }
 

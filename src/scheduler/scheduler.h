@@ -29,6 +29,10 @@ class Scheduler {
 
   // Refuses new requests, finishes the queued ones, and joins the executors.
   virtual void Stop() = 0;
+
+  // Whether the model can answer now, beyond being loaded (a pipeline whose
+  // remote step is marked down cannot): its readiness.
+  virtual Status Health() const { return Status::Ok(); }
 };
 
 }  // namespace berth

@@ -158,7 +158,8 @@ Result<ModelMetadata> InferenceServer::Metadata(std::string_view model, int64_t 
 }
 
 Status InferenceServer::ModelReady(std::string_view model, int64_t version) const {
-  return repository_->Get(model, version).status();
+  ASSIGN_OR_RETURN(std::shared_ptr<ModelVersion> mv, repository_->Get(model, version));
+  return mv->scheduler->Health();
 }
 
 Result<ServedModel> InferenceServer::Resolve(std::string_view model, int64_t version) const {

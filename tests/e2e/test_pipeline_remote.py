@@ -168,7 +168,12 @@ def test_circuit_breaker_opens_and_closes(gateway, faults):
     r = infer(gateway, "breaker", [1.0])
     assert r.status_code == 503 and "marked down after 5 failures in a row" in r.json()["error"], r.text
     assert faults.count("broken2") == 5  # failed fast: the remote was not called
+    # Readiness follows: the pipeline cannot answer while its remote is marked down.
+    ready = gateway.get("/v2/models/breaker/ready")
+    assert ready.status_code == 503, ready.text
+    assert gateway.get("/v2/models/both/ready").status_code == 200
     time.sleep(1.1)
+    assert gateway.get("/v2/models/breaker/ready").status_code == 200
     assert infer(gateway, "breaker", [1.0]).status_code == 500
     assert faults.count("broken2") == 6
 
