@@ -10,6 +10,7 @@ import pathlib
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -46,7 +47,10 @@ class Server:
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.metrics_url = f"{scheme}://127.0.0.1:{self.metrics_port}/metrics"
-        self.log_path = pathlib.Path(repo).parent / f"berth-{self.port}.log"
+        log_dir = pathlib.Path(repo).parent
+        if ROOT in log_dir.resolve().parents or log_dir.resolve() == ROOT:  # a repository of the source tree
+            log_dir = pathlib.Path(tempfile.gettempdir())
+        self.log_path = log_dir / f"berth-{self.port}.log"
         self.log = open(self.log_path, "w")
         args = [str(BERTH_BIN), "serve", "--model-repository", str(repo),
                 "--host", "127.0.0.1", "--http-port", str(self.port),
