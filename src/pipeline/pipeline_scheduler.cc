@@ -55,6 +55,12 @@ PipelineScheduler::PipelineScheduler(InferenceServer* server, std::shared_ptr<co
   }
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < spec_.steps.size(); ++i) index[spec_.steps[i].name] = i;
+  for (const PipelineOutput& out : spec_.outputs) {
+    output_steps_.emplace_back();
+    for (const TensorRef& ref : out.from) {
+      if (!ref.is_input()) output_steps_.back().push_back(index.at(ref.step));
+    }
+  }
   readers_.resize(spec_.steps.size());
   step_deps_.resize(spec_.steps.size());
   for (size_t i = 0; i < spec_.steps.size(); ++i) {
@@ -146,18 +152,13 @@ void PipelineScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferComp
   run->state.assign(n, Run::StepState::kUnneeded);
   run->waiting_on.assign(n, 0);
   run->started.assign(n, Clock::time_point());
-  std::map<std::string, size_t> index;
-  for (size_t i = 0; i < n; ++i) index[spec_.steps[i].name] = i;
   std::vector<size_t> stack;
-  auto need = [&](const TensorRef& ref) {
-    if (!ref.is_input()) stack.push_back(index.at(ref.step));
-  };
-  for (const PipelineOutput& out : spec_.outputs) {
+  for (size_t o = 0; o < spec_.outputs.size(); ++o) {
+    const std::string& name = spec_.outputs[o].name;
     bool requested =
         run->request->outputs.empty() || std::any_of(run->request->outputs.begin(), run->request->outputs.end(),
-                                                     [&](const RequestedOutput& ro) { return ro.name == out.name; });
-    if (requested)
-      for (const TensorRef& ref : out.from) need(ref);
+                                                     [&](const RequestedOutput& ro) { return ro.name == name; });
+    if (requested) stack.insert(stack.end(), output_steps_[o].begin(), output_steps_[o].end());
   }
   while (!stack.empty()) {
     size_t i = stack.back();

@@ -61,6 +61,7 @@ class PipelineScheduler final : public Scheduler {
   // (and step), the steps it needs.
   std::vector<std::vector<size_t>> readers_;
   std::vector<std::vector<size_t>> step_deps_;
+  std::vector<std::vector<size_t>> output_steps_;  // per pipeline output: the steps its alternatives read
 
   std::mutex mu_;
   std::condition_variable idle_;
