@@ -62,7 +62,8 @@ Result<RemoteModel> ParseRemote(const YAML::Node& n, const std::string& key, con
   }
   if (n["protocol"]) {
     ASSIGN_OR_RETURN(std::string protocol, r.String(n["protocol"], key + ".protocol"));
-    if (protocol != "http") return r.Error(key + ".protocol", "expected http (gRPC remote steps are not there yet)");
+    if (protocol != "http" && protocol != "grpc") return r.Error(key + ".protocol", "expected http or grpc");
+    m.protocol = protocol == "grpc" ? RemoteProtocol::kGrpc : RemoteProtocol::kHttp;
   }
   if (n["token_file"]) {
     ASSIGN_OR_RETURN(m.token_file, r.String(n["token_file"], key + ".token_file"));

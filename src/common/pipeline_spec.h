@@ -37,11 +37,14 @@ struct TensorRef {
 };
 
 // A step served by another server, over v2 HTTP (binary tensors).
+enum class RemoteProtocol { kHttp, kGrpc };
+
 struct RemoteModel {
-  std::string url;         // http[s]://host:port (the server's base URL)
-  std::string model;       // the model there
-  int64_t version = -1;    // -1: the server's choice
-  std::string token_file;  // a bearer token for it, read at load; "" = none
+  std::string url;  // http[s]://host:port (the server's base URL; for gRPC, https = TLS)
+  RemoteProtocol protocol = RemoteProtocol::kHttp;  // v2 binary tensors over HTTP, or KServe v2 gRPC
+  std::string model;                                // the model there
+  int64_t version = -1;                             // -1: the server's choice
+  std::string token_file;                           // a bearer token for it, read at load; "" = none
 };
 
 struct PipelineStep {

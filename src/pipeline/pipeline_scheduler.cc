@@ -25,15 +25,22 @@ struct PipelineScheduler::Run {
   std::vector<StepState> state;                        // GUARDED_BY(mu)
   std::vector<size_t> waiting_on;                      // unfinished steps each step reads from; GUARDED_BY(mu)
   std::vector<Clock::time_point> started;              // when each step was sent; GUARDED_BY(mu)
-  size_t remaining = 0;                                // needed steps not finished; GUARDED_BY(mu)
-  bool finished = false;                               // answered (or failing); GUARDED_BY(mu)
-  bool allow_inline = false;                           // steps may run on the thread that starts them
+  // parameters.trace: when each step answered and how, and the traces of nested pipelines.
+  std::vector<Clock::time_point> ended;                              // GUARDED_BY(mu)
+  std::vector<const char*> outcome;                                  // GUARDED_BY(mu)
+  std::vector<std::pair<std::string, ParameterValue>> nested_trace;  // GUARDED_BY(mu)
+  size_t remaining = 0;                                              // needed steps not finished; GUARDED_BY(mu)
+  bool finished = false;                                             // answered (or failing); GUARDED_BY(mu)
+  bool allow_inline = false;                                         // steps may run on the thread that starts them
 };
 
 namespace {
 
 std::string StepWhere(const PipelineStep& s) {
-  if (s.remote) return "step '" + s.name + "' (remote " + s.remote->url + " model " + s.remote->model + ")";
+  if (s.remote) {
+    return "step '" + s.name + "' (remote " + s.remote->url + " model " + s.remote->model +
+           (s.remote->protocol == RemoteProtocol::kGrpc ? " over gRPC)" : ")");
+  }
   return "step '" + s.name + "' (model '" + s.model + "')";
 }
 
@@ -152,6 +159,10 @@ void PipelineScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferComp
   run->state.assign(n, Run::StepState::kUnneeded);
   run->waiting_on.assign(n, 0);
   run->started.assign(n, Clock::time_point());
+  if (run->request->trace) {
+    run->ended.assign(n, Clock::time_point());
+    run->outcome.assign(n, "");
+  }
   std::vector<size_t> stack;
   for (size_t o = 0; o < spec_.outputs.size(); ++o) {
     const std::string& name = spec_.outputs[o].name;
@@ -223,6 +234,8 @@ void PipelineScheduler::StartStep(const std::shared_ptr<Run>& run, size_t i) {
     }
     request->id = run->request->id;
     request->has_id = run->request->has_id;
+    request->trace = run->request->trace;
+    request->traceparent = run->request->traceparent;
   }
   if (absent) return FinishStep(run, i, Unavailable("skipped"), /*skipped=*/true);
   Clock::time_point deadline = run->deadline;
@@ -249,13 +262,28 @@ void PipelineScheduler::FinishStep(const std::shared_ptr<Run>& run, size_t i, Re
   std::unique_lock<std::mutex> lock(run->mu);
   if (run->finished) return;  // answered at the deadline: counted as a timeout there
   StepMetrics& m = *metrics_->steps[i];
+  Clock::time_point now = Clock::now();
+  const char* outcome = "skipped";
   if (skipped) {
     m.skipped.fetch_add(1, std::memory_order_relaxed);
   } else {
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - run->started[i]).count();
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - run->started[i]).count();
     m.duration_us.Observe(static_cast<uint64_t>(us));
     bool timed_out = !result.ok() && result.status().code() == StatusCode::kDeadlineExceeded;
     (result.ok() ? m.ok : timed_out ? m.timeout : m.error).fetch_add(1, std::memory_order_relaxed);
+    outcome = result.ok() ? "ok" : timed_out ? "timeout" : "error";
+  }
+  if (run->request->trace) {
+    run->ended[i] = now;
+    run->outcome[i] = outcome;
+    if (result.ok()) {
+      // A nested pipeline's (or a remote berth's) own trace, under this step's name.
+      for (auto& [key, value] : result->parameters) {
+        if (key.rfind("trace.", 0) == 0) {
+          run->nested_trace.emplace_back("trace." + step.name + "." + key.substr(6), std::move(value));
+        }
+      }
+    }
   }
   if (!result.ok() && !skipped && !step.skip_on_error) {
     run->finished = true;
@@ -325,6 +353,7 @@ void PipelineScheduler::Finish(const std::shared_ptr<Run>& run, Status failure) 
     }
     if (s.ok()) {
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - run->start).count();
+      if (req.trace) AddTrace(*run, us, &response);
       metrics_->inference_count.fetch_add(static_cast<uint64_t>(req.batch_size), std::memory_order_relaxed);
       metrics_->execution_count.fetch_add(1, std::memory_order_relaxed);
       metrics_->compute_us.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
@@ -339,6 +368,23 @@ void PipelineScheduler::Finish(const std::shared_ptr<Run>& run, Status failure) 
   done(std::move(result));
   std::lock_guard<std::mutex> lock(mu_);
   if (--in_flight_ == 0) idle_.notify_all();
+}
+
+void PipelineScheduler::AddTrace(Run& run, int64_t total_us, InferResponse* response) const {
+  auto since_start = [&](Clock::time_point t) {
+    return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t - run.start).count());
+  };
+  auto& p = response->parameters;
+  p.emplace_back("trace.total_us", total_us);
+  for (size_t i = 0; i < spec_.steps.size(); ++i) {
+    if (run.state[i] == Run::StepState::kUnneeded) continue;
+    const std::string prefix = "trace." + spec_.steps[i].name + ".";
+    p.emplace_back(prefix + "outcome", std::string(run.outcome[i]));
+    if (std::string_view(run.outcome[i]) == "skipped") continue;
+    p.emplace_back(prefix + "start_us", since_start(run.started[i]));
+    p.emplace_back(prefix + "duration_us", since_start(run.ended[i]) - since_start(run.started[i]));
+  }
+  for (auto& entry : run.nested_trace) p.push_back(std::move(entry));
 }
 
 Status PipelineScheduler::Health() const {

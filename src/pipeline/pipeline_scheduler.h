@@ -47,6 +47,9 @@ class PipelineScheduler final : public Scheduler {
   void FinishStep(const std::shared_ptr<Run>& run, size_t step, Result<InferResponse> result, bool skipped = false);
   // Answers the request: `failure`, or (Ok) the outputs the steps produced.
   void Finish(const std::shared_ptr<Run>& run, Status failure);
+  // parameters.trace: trace.total_us, and per needed step trace.STEP.outcome
+  // (ok, skipped, error), .start_us (from the pipeline's start) and .duration_us.
+  void AddTrace(Run& run, int64_t total_us, InferResponse* response) const;
   // Answers 504 for each run whose deadline passed while a step still ran
   // (the step's late answer is then dropped).
   void WatchDeadlines();

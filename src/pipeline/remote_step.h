@@ -1,10 +1,11 @@
-// A pipeline step served by another berth (or any v2) server: its metadata
-// fetched at load, each request sent with binary tensors over a pooled
-// keep-alive connection (TLS, bearer token, request id passed on, the
-// remaining deadline as the v2 `timeout` parameter), retried on connection
-// failures and 503 while the deadline allows, and a circuit breaker: after
-// kTripAfter failures in a row the target is marked down for a back-off and
-// requests fail fast instead of hammering it.
+// A pipeline step served by another berth (or any v2) server, over HTTP or
+// gRPC (remote_transport.h): its metadata fetched at load, each request sent
+// with the remaining deadline (the v2 `timeout` parameter, the gRPC
+// deadline), the bearer token, request id and traceparent passed on,
+// retried on connection failures and "unavailable" while the deadline
+// allows, and a circuit breaker: after kTripAfter failures in a row the
+// target is marked down for a back-off and requests fail fast instead of
+// hammering it.
 #pragma once
 
 #include <atomic>
@@ -13,8 +14,7 @@
 #include <string>
 
 #include "common/pipeline_spec.h"
-#include "net/http_client.h"
-#include "protocol/v2/v2_client_codec.h"
+#include "pipeline/remote_transport.h"
 #include "scheduler/scheduler.h"
 
 namespace berth {
@@ -24,34 +24,31 @@ class RemoteStep {
   static constexpr int kTripAfter = 5;
   static constexpr std::chrono::milliseconds kDownFor{1000};
 
-  // Reads the token file and fetches the model's metadata (GET
-  // URL/v2/models/M): Unavailable naming the target when it cannot.
+  // Reads the token file and fetches the model's metadata: Unavailable
+  // naming the target when it cannot.
   static Result<std::unique_ptr<RemoteStep>> Create(const PipelineStep& step, std::chrono::milliseconds timeout);
 
   const V2ModelMetadata& metadata() const { return metadata_; }
   // Milliseconds the circuit breaker still keeps the target down; 0 = up.
   int64_t DownForMs() const;
-  // "remote http://host:port model m", for errors.
+  // "remote http://host:port model m" (", over gRPC" for gRPC), for errors.
   const std::string& where() const { return where_; }
 
   // Sends `request` (deadline: when the answer is due; max() = none) and
-  // calls `done` once, on the client's I/O thread or this one.
+  // calls `done` once, on the transport's thread or this one.
   void Infer(std::unique_ptr<InferRequest> request, std::chrono::steady_clock::time_point deadline,
              InferCompletion done);
 
  private:
-  RemoteStep(const PipelineStep& step, std::chrono::milliseconds timeout);
+  explicit RemoteStep(const PipelineStep& step);
   void Send(std::shared_ptr<InferRequest> request, std::chrono::steady_clock::time_point deadline, int tries_left,
             InferCompletion done);
   void Record(bool ok);
 
-  RemoteModel remote_;
   int retries_;
   std::string where_;
-  Url infer_url_;
-  std::string token_;
   V2ModelMetadata metadata_;
-  std::unique_ptr<HttpClient> client_;
+  std::unique_ptr<RemoteTransport> transport_;
   std::atomic<int> failures_in_a_row_{0};
   std::atomic<int64_t> down_until_ms_{0};  // steady clock, ms
 };

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "berth/tensor.h"
@@ -30,7 +32,16 @@ struct InferRequest {
   int64_t timeout_us = 0;
   // When it must have started executing; max() = no limit. Set by the protocol.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+
+  // parameters.trace: pipelines answer with per-step timings (InferResponse::parameters).
+  bool trace = false;
+  // The W3C `traceparent` the request came with (HTTP header, gRPC metadata),
+  // already checked; remote pipeline steps pass it on. Empty = none.
+  std::string traceparent;
 };
+
+// A response parameter: what v2 JSON and gRPC's InferParameter both carry.
+using ParameterValue = std::variant<int64_t, std::string>;
 
 struct InferResponse {
   std::string model_name;
@@ -39,6 +50,7 @@ struct InferResponse {
   bool has_id = false;
   std::vector<Tensor> outputs;  // the requested outputs, in request (or config) order
   std::vector<bool> binary;     // per output: send as binary data
+  std::vector<std::pair<std::string, ParameterValue>> parameters;  // in order; keys unique
 };
 
 }  // namespace berth

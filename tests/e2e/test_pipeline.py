@@ -484,3 +484,52 @@ def test_each_model_yaml_is_opened_once_per_load_pipelines_included(tmp_path):
     opens = [line for line in trace.read_text().splitlines() if "model.yaml" in line and "openat" in line]
     assert sum("zstep/model.yaml" in line for line in opens) == 1, opens
     assert sum("apipe/model.yaml" in line for line in opens) == 1, opens
+
+
+def trace_of(params):
+    return {k: v for k, v in params.items() if k.startswith("trace.")}
+
+
+def test_trace_gives_per_step_timings(server):
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [0.5]}],
+            "parameters": {"trace": True}}
+    r = server.post("/v2/models/gate/infer", json=body)
+    assert r.status_code == 200, r.text
+    t = trace_of(r.json()["parameters"])
+    # `first` ran; `second`'s condition was false: skipped, no timings; `third` ran after `first`.
+    assert t["trace.first.outcome"] == "ok" and t["trace.third.outcome"] == "ok"
+    assert t["trace.second.outcome"] == "skipped" and "trace.second.duration_us" not in t
+    for step in ("first", "third"):
+        assert t[f"trace.{step}.start_us"] >= 0 and t[f"trace.{step}.duration_us"] >= 0
+        assert t[f"trace.{step}.start_us"] + t[f"trace.{step}.duration_us"] <= t["trace.total_us"]
+    assert t["trace.third.start_us"] >= t["trace.first.start_us"] + t["trace.first.duration_us"]
+    # Without the parameter there is none; a wrong type is a 400 naming it.
+    assert "parameters" not in infer(server, "gate", [0.5]).json()
+    body["parameters"]["trace"] = "yes"
+    r = server.post("/v2/models/gate/infer", json=body)
+    assert r.status_code == 400 and "parameters.trace" in r.json()["error"], r.text
+
+
+def test_trace_of_a_skipped_error_and_of_a_nested_pipeline(server):
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [2.0]}],
+            "parameters": {"trace": True}}
+    t = trace_of(server.post("/v2/models/fallback/infer", json=body).json()["parameters"])
+    assert t["trace.flaky.outcome"] == "error" and t["trace.steady.outcome"] == "ok", t
+    t = trace_of(server.post("/v2/models/nest/infer", json=body).json()["parameters"])
+    # The inner pipeline's own steps, under the outer step's name.
+    assert t["trace.inner.outcome"] == "ok"
+    assert t["trace.inner.first.outcome"] == "ok" and t["trace.inner.second.outcome"] == "ok", t
+    assert t["trace.inner.total_us"] <= t["trace.inner.duration_us"] <= t["trace.total_us"]
+
+
+def test_trace_over_grpc(server):
+    client = grpc_client.Client(server.grpc_target)
+    try:
+        req = client.infer_request("seq", [("x", "FP32", np.array([[1.0, 2.0]], dtype=np.float32))], trace=True)
+        res = client.call("ModelInfer", req)
+        params = {k: (v.int64_param if v.WhichOneof("parameter_choice") == "int64_param" else v.string_param)
+                  for k, v in res.parameters.items()}
+        assert params["trace.first.outcome"] == "ok" and params["trace.second.outcome"] == "ok", params
+        assert params["trace.total_us"] >= params["trace.second.duration_us"] >= 0
+    finally:
+        client.close()

@@ -1,5 +1,6 @@
 #include "protocol/grpc/grpc_codec.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <limits>
@@ -193,6 +194,33 @@ void FillContents(const Tensor& t, InferTensorContents* c) {
   }
 }
 
+// One tensor of a request (InferInputTensor) or a response
+// (InferOutputTensor): the same fields. `raw` is its raw contents, or null
+// when it travels typed.
+template <typename ProtoTensor>
+Status DecodeTensor(const ProtoTensor& in, const std::string* raw, const std::string& where, Tensor* t) {
+  std::optional<DataType> dtype = ParseDataType(in.datatype());
+  if (!dtype) return InvalidArgument(where + ": unknown datatype (expected BOOL, INT8 ... FP64, BYTES)");
+  t->name = in.name();
+  t->dtype = *dtype;
+  for (int d = 0; d < in.shape_size(); ++d) {
+    if (in.shape(d) < 0) {
+      return InvalidArgument(where + ": shape[" + std::to_string(d) + "] is negative (" + std::to_string(in.shape(d)) +
+                             ")");
+    }
+    t->shape.push_back(in.shape(d));
+  }
+  Result<int64_t> count = ElementCount(t->shape, kMaxElements);
+  if (!count.ok()) return count.status().WithContext(where);
+  if (raw != nullptr) {
+    if (in.has_contents() && AllFieldsSize(in.contents()) > 0) {
+      return InvalidArgument(where + ": has both contents and raw contents");
+    }
+    return FillRaw(*raw, where, *count, t);
+  }
+  return FillTyped(in.contents(), where, *count, t);
+}
+
 }  // namespace
 
 Result<int64_t> ParseGrpcVersion(const std::string& version) {
@@ -212,6 +240,11 @@ Result<std::unique_ptr<InferRequest>> DecodeGrpcInferRequest(const ModelInferReq
   for (const auto& [key, value] : in.parameters()) {
     if (key == "timeout" || key == "timeout_us") {
       ASSIGN_OR_RETURN(req->timeout_us, NonNegative(value, "parameters." + key + " (microseconds)"));
+    } else if (key == "trace") {
+      if (value.parameter_choice_case() != InferParameter::kBoolParam) {
+        return InvalidArgument("parameters.trace: expected bool_param");
+      }
+      req->trace = value.bool_param();
     }
     // Anything else (priority, sequence ids, headers tritonclient forwards) is not ours: ignored.
   }
@@ -228,28 +261,8 @@ Result<std::unique_ptr<InferRequest>> DecodeGrpcInferRequest(const ModelInferReq
     std::string where = Where(i, input.name());
     if (input.name().empty()) return InvalidArgument("inputs[" + std::to_string(i) + "]: name is empty");
     if (!names.insert(input.name()).second) return InvalidArgument(where + ": the input appears twice");
-    std::optional<DataType> dtype = ParseDataType(input.datatype());
-    if (!dtype) return InvalidArgument(where + ": unknown datatype (expected BOOL, INT8 ... FP64, BYTES)");
     Tensor t;
-    t.name = input.name();
-    t.dtype = *dtype;
-    for (int d = 0; d < input.shape_size(); ++d) {
-      if (input.shape(d) < 0) {
-        return InvalidArgument(where + ": shape[" + std::to_string(d) + "] is negative (" +
-                               std::to_string(input.shape(d)) + ")");
-      }
-      t.shape.push_back(input.shape(d));
-    }
-    Result<int64_t> count = ElementCount(t.shape, kMaxElements);
-    if (!count.ok()) return count.status().WithContext(where);
-    if (raw) {
-      if (input.has_contents() && AllFieldsSize(input.contents()) > 0) {
-        return InvalidArgument(where + ": has both contents and raw_input_contents");
-      }
-      RETURN_IF_ERROR(FillRaw(in.raw_input_contents(i), where, *count, &t));
-    } else {
-      RETURN_IF_ERROR(FillTyped(input.contents(), where, *count, &t));
-    }
+    RETURN_IF_ERROR(DecodeTensor(input, raw ? &in.raw_input_contents(i) : nullptr, where, &t));
     req->inputs.push_back(std::move(t));
   }
   std::unordered_set<std::string_view> wanted;
@@ -279,6 +292,82 @@ void EncodeGrpcInferResponse(InferResponse&& r, const GrpcRequestForm& form, inf
     } else {
       FillContents(t, o->mutable_contents());
     }
+  }
+  for (auto& [key, value] : r.parameters) {
+    InferParameter& p = (*out->mutable_parameters())[key];
+    if (const int64_t* n = std::get_if<int64_t>(&value)) {
+      p.set_int64_param(*n);
+    } else {
+      p.set_string_param(std::move(std::get<std::string>(value)));
+    }
+  }
+}
+
+void EncodeGrpcInferRequest(const InferRequest& req, const std::string& model, int64_t version,
+                            inference::ModelInferRequest* out) {
+  out->set_model_name(model);
+  if (version > 0) out->set_model_version(std::to_string(version));
+  if (req.has_id) out->set_id(req.id);
+  if (req.timeout_us > 0) (*out->mutable_parameters())["timeout"].set_int64_param(req.timeout_us);
+  if (req.trace) (*out->mutable_parameters())["trace"].set_bool_param(true);
+  for (const Tensor& t : req.inputs) {
+    auto* in = out->add_inputs();
+    in->set_name(t.name);
+    in->set_datatype(std::string(DataTypeName(t.dtype)));
+    for (int64_t d : t.shape) in->add_shape(d);
+    out->add_raw_input_contents(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+  }
+  for (const RequestedOutput& o : req.outputs) out->add_outputs()->set_name(o.name);
+}
+
+Result<InferResponse> DecodeGrpcInferResponse(const inference::ModelInferResponse& in) {
+  InferResponse resp;
+  resp.model_name = in.model_name();
+  auto [p, ec] = std::from_chars(in.model_version().data(), in.model_version().data() + in.model_version().size(),
+                                 resp.model_version);
+  if (ec != std::errc() || p != in.model_version().data() + in.model_version().size()) resp.model_version = 0;
+  resp.id = in.id();
+  resp.has_id = !in.id().empty();
+  const bool raw = in.raw_output_contents_size() > 0;
+  if (raw && in.raw_output_contents_size() != in.outputs_size()) {
+    return InvalidArgument("response: raw_output_contents has " + std::to_string(in.raw_output_contents_size()) +
+                           " entries for " + std::to_string(in.outputs_size()) + " outputs");
+  }
+  for (int i = 0; i < in.outputs_size(); ++i) {
+    Tensor t;
+    RETURN_IF_ERROR(DecodeTensor(in.outputs(i), raw ? &in.raw_output_contents(i) : nullptr,
+                                 "response: outputs[" + std::to_string(i) + "] '" + in.outputs(i).name() + "'", &t));
+    resp.outputs.push_back(std::move(t));
+  }
+  resp.binary.assign(resp.outputs.size(), false);
+  for (const auto& [key, value] : in.parameters()) {
+    if (value.parameter_choice_case() == InferParameter::kInt64Param) {
+      resp.parameters.emplace_back(key, value.int64_param());
+    } else if (value.parameter_choice_case() == InferParameter::kStringParam) {
+      resp.parameters.emplace_back(key, value.string_param());
+    }
+  }
+  // protobuf maps have no order: keep trace keys in a stable one.
+  std::sort(resp.parameters.begin(), resp.parameters.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return resp;
+}
+
+StatusCode FromGrpcCode(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return StatusCode::kOk;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::OUT_OF_RANGE: return StatusCode::kInvalidArgument;
+    case grpc::StatusCode::NOT_FOUND: return StatusCode::kNotFound;
+    case grpc::StatusCode::ALREADY_EXISTS: return StatusCode::kAlreadyExists;
+    case grpc::StatusCode::FAILED_PRECONDITION: return StatusCode::kFailedPrecondition;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return StatusCode::kResourceExhausted;
+    case grpc::StatusCode::UNAVAILABLE: return StatusCode::kUnavailable;
+    case grpc::StatusCode::UNIMPLEMENTED: return StatusCode::kUnimplemented;
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return StatusCode::kDeadlineExceeded;
+    case grpc::StatusCode::UNAUTHENTICATED: return StatusCode::kUnauthenticated;
+    case grpc::StatusCode::PERMISSION_DENIED: return StatusCode::kPermissionDenied;
+    default: return StatusCode::kInternal;
   }
 }
 

@@ -33,10 +33,18 @@ Result<std::unique_ptr<InferRequest>> DecodeGrpcInferRequest(const inference::Mo
 // Fills `out` from `response`, in the form the request used.
 void EncodeGrpcInferResponse(InferResponse&& response, const GrpcRequestForm& form, inference::ModelInferResponse* out);
 
+// The client side (remote pipeline steps): `req` as a ModelInferRequest
+// with raw input contents (as tritonclient sends them; version 0 = the
+// server's choice), and a ModelInferResponse back (raw or typed outputs).
+void EncodeGrpcInferRequest(const InferRequest& req, const std::string& model, int64_t version,
+                            inference::ModelInferRequest* out);
+Result<InferResponse> DecodeGrpcInferResponse(const inference::ModelInferResponse& in);
+
 // "" = the highest ready version (-1); else a non-negative integer.
 Result<int64_t> ParseGrpcVersion(const std::string& version);
 
 grpc::StatusCode GrpcCodeFor(StatusCode code);
+StatusCode FromGrpcCode(grpc::StatusCode code);
 grpc::Status ToGrpcStatus(const Status& status);
 
 }  // namespace berth

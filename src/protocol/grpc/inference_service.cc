@@ -10,6 +10,7 @@
 #include "berth/version.h"
 #include "protocol/v2/v2_codec.h"
 #include "repository/model_source.h"
+#include "request/traceparent.h"
 
 namespace berth {
 namespace {
@@ -267,6 +268,11 @@ void InferenceService::RunInfer(grpc::CallbackServerContext* ctx, const inferenc
       return done(Status(StatusCode::kDeadlineExceeded, "the call's deadline passed before it was read"));
     InferRequest& r = **request;
     r.timeout_us = r.timeout_us > 0 ? std::min<int64_t>(r.timeout_us, left.count()) : left.count();
+  }
+  if (request.ok()) {
+    if (auto it = ctx->client_metadata().find("traceparent"); it != ctx->client_metadata().end()) {
+      (*request)->traceparent = CheckedTraceparent(std::string_view(it->second.data(), it->second.size()));
+    }
   }
   MirrorCompression(ctx);
   server_->InferAsync(

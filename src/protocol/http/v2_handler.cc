@@ -12,6 +12,7 @@
 #include "protocol/http/http_util.h"
 #include "protocol/http/status_mapping.h"
 #include "protocol/v2/v2_codec.h"
+#include "request/traceparent.h"
 
 namespace berth {
 namespace {
@@ -220,6 +221,9 @@ void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version
   if (front_end_) options.caller_in_flight = front_end_->InFlight();
   auto run = [this, options](const HttpRequest& r, std::string_view m, int64_t v, Responder done) {
     Result<std::unique_ptr<InferRequest>> decoded = DecodeBody(r, options_.max_body_bytes);
+    if (decoded.ok()) {
+      if (auto it = r.find("traceparent"); it != r.end()) (*decoded)->traceparent = CheckedTraceparent(it->value());
+    }
     if (!decoded.ok() && (decoded.status().code() == StatusCode::kUnimplemented ||
                           decoded.status().code() == StatusCode::kResourceExhausted)) {
       // Not a request the model saw: answered here, not counted against it.

@@ -462,6 +462,8 @@ Result<InferRequest> DecodeJson(simdjson::dom::parser& parser, std::string_view 
         return InvalidArgument("parameters." + std::string(key) + ": expected microseconds (a non-negative integer)");
       }
       req.timeout_us = v.get_int64().value_unsafe();
+    } else if (key == "trace") {
+      ASSIGN_OR_RETURN(req.trace, BoolParam(v, "parameters.trace"));
     }
     return Status::Ok();
   }));
@@ -607,6 +609,19 @@ EncodedResponse EncodeInferResponse(const InferResponse& r) {
     w.EndObject();
   }
   w.EndArray();
+  if (!r.parameters.empty()) {
+    w.Key("parameters");
+    w.BeginObject();
+    for (const auto& [key, value] : r.parameters) {
+      w.Key(key);
+      if (const int64_t* n = std::get_if<int64_t>(&value)) {
+        w.Int(*n);
+      } else {
+        w.String(std::get<std::string>(value));
+      }
+    }
+    w.EndObject();
+  }
   w.EndObject();
   if (any_binary) {
     out.json_length = s.size();
@@ -664,7 +679,7 @@ EncodedRequest EncodeInferRequest(const InferRequest& req, bool binary) {
     }
     w.EndArray();
   }
-  if (binary || req.binary_output || req.timeout_us > 0) {
+  if (binary || req.binary_output || req.timeout_us > 0 || req.trace) {
     w.Key("parameters");
     w.BeginObject();
     if (binary || req.binary_output) {
@@ -674,6 +689,10 @@ EncodedRequest EncodeInferRequest(const InferRequest& req, bool binary) {
     if (req.timeout_us > 0) {
       w.Key("timeout");
       w.Int(req.timeout_us);
+    }
+    if (req.trace) {
+      w.Key("trace");
+      w.Bool(true);
     }
     w.EndObject();
   }
@@ -714,6 +733,14 @@ Result<InferResponse> DecodeInferResponse(std::string_view body, std::optional<u
     resp.id = std::string(s);
     resp.has_id = true;
   }
+  RETURN_IF_ERROR(ForEachParameter(doc, "response: ", [&](std::string_view key, const element& v) -> Status {
+    if (v.type() == element_type::INT64) {
+      resp.parameters.emplace_back(std::string(key), v.get_int64().value_unsafe());
+    } else if (v.type() == element_type::STRING) {
+      resp.parameters.emplace_back(std::string(key), std::string(v.get_string().value_unsafe()));
+    }
+    return Status::Ok();  // other kinds (bools, floats) are not carried on
+  }));
   element outputs;
   if (doc.at_key("outputs").get(outputs) || outputs.type() != element_type::ARRAY) {
     return InvalidArgument("response: outputs: missing or not an array");
