@@ -100,11 +100,20 @@ class ConfigReader {
     return Error(key, "expected a finite number, got " + Describe(n));
   }
 
+  // A key as an error names it: only when it looks like one (a long or
+  // multi-line key is file text, which errors never quote).
+  static std::string KeyText(const std::string& k) {
+    bool printable = std::all_of(k.begin(), k.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+    if (k.size() <= 64 && printable) return k;
+    return "(a key of " + std::to_string(k.size()) + " bytes)";
+  }
+
   // Fails on any key of `map` that is not in `allowed`.
   Status OnlyKeys(const YAML::Node& map, const std::string& where, const std::set<std::string>& allowed) const {
     for (const auto& kv : map) {
       std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "?";
       if (!allowed.count(k)) {
+        k = KeyText(k);
         std::string list;
         for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
         return Error(where.empty() ? k : where + "." + k, "unknown key (expected one of: " + list + ")");

@@ -56,7 +56,7 @@ Result<Transforms> ParseTransforms(const YAML::Node& n, const ConfigReader& r) {
     if (!m.IsMap()) return r.Error(key, "expected a mapping of column names, got " + ConfigReader::Describe(m));
     for (const auto& kv : m) {
       std::string col = kv.first.IsScalar() ? kv.first.Scalar() : "?";
-      RETURN_IF_ERROR(fn(col, kv.second, key + "." + col));
+      RETURN_IF_ERROR(fn(col, kv.second, key + "." + ConfigReader::KeyText(col)));
     }
     return Status::Ok();
   };
@@ -174,7 +174,8 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
     for (const auto& kv : p) {
       std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "?";
       if (!kv.second.IsScalar())
-        return r.Error("parameters." + k, "expected a scalar value, got " + ConfigReader::Describe(kv.second));
+        return r.Error("parameters." + ConfigReader::KeyText(k),
+                       "expected a scalar value, got " + ConfigReader::Describe(kv.second));
       c.parameters[k] = kv.second.Scalar();
     }
   }

@@ -126,5 +126,16 @@ TEST(ModelConfigTest, SyntaxErrorsGiveLineAndColumn) {
   EXPECT_NE(e.find("expected a mapping"), std::string::npos) << e;
 }
 
+// Found by the model_config fuzzer (10M-execution run): a multi-line plain
+// scalar used as a key was quoted whole in "unknown key" (4.8 KB of file text).
+TEST(ModelConfigTest, LongOrMultiLineKeysAreNotQuoted) {
+  std::string text(900, 'k');  // yaml-cpp takes plain keys up to 1024
+  std::string e = ErrorOf("backend: identity\n" + text + ": 1\n");
+  EXPECT_NE(e.find("(a key of 900 bytes): unknown key"), std::string::npos) << e;
+  EXPECT_EQ(e.find("kkkk"), std::string::npos) << e;
+  e = ErrorOf("kind: pipeline\nsecret line one\n  secret line two: 1\n");
+  EXPECT_EQ(e.find("secret"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace berth

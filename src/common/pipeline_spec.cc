@@ -118,7 +118,7 @@ Result<PipelineStep> ParseStep(const YAML::Node& n, const std::string& key, cons
   for (const auto& kv : in) {
     std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "";
     if (name.empty()) return r.Error(key + ".inputs", "expected input names as keys");
-    std::string k = key + ".inputs." + name;
+    std::string k = key + ".inputs." + ConfigReader::KeyText(name);
     ASSIGN_OR_RETURN(std::string text, r.String(kv.second, k));
     ASSIGN_OR_RETURN(TensorRef ref, ParseRef(text, k, r));
     step.inputs.emplace_back(name, std::move(ref));
