@@ -111,6 +111,7 @@ void HttpConnection::AsyncConnect(const tcp::resolver::results_type& endpoints, 
 }
 
 void HttpConnection::ReadAnswer(uint64_t max_response_bytes, bool head, Done done) {
+  closed_unanswered_ = false;
   parser_.emplace();
   parser_->body_limit(max_response_bytes);
   if (head) parser_->skip(true);
@@ -118,6 +119,9 @@ void HttpConnection::ReadAnswer(uint64_t max_response_bytes, bool head, Done don
   WithStream([&](auto& stream) {
     http::async_read(stream, buffer_, *parser_, [self, done = std::move(done)](beast::error_code ec, size_t) {
       if (ec) {
+        // The server closed the connection before sending a byte of its answer: what a server does to
+        // a kept-alive connection it has timed out, so the request never reached it.
+        self->closed_unanswered_ = ec == http::error::end_of_stream && !self->parser_->got_some();
         self->Close();
         return done(self->Failed("reading the answer", ec));
       }
@@ -133,6 +137,7 @@ void HttpConnection::AsyncExchange(std::string_view raw, uint64_t max_response_b
     asio::async_write(stream, asio::buffer(raw.data(), raw.size()),
                       [self, max_response_bytes, head, done = std::move(done)](beast::error_code ec, size_t) {
                         if (ec) {
+                          self->closed_unanswered_ = ec != beast::error::timeout;
                           self->Close();
                           return done(self->Failed("sending the request", ec));
                         }
@@ -150,6 +155,7 @@ void HttpConnection::AsyncExchangeFile(http::request<http::file_body> request, u
                       [self, max_response_bytes, done = std::move(done)](beast::error_code ec, size_t) {
                         self->file_request_.reset();
                         if (ec) {
+                          self->closed_unanswered_ = ec != beast::error::timeout;
                           self->Close();
                           return done(self->Failed("sending the request", ec));
                         }
@@ -239,8 +245,9 @@ void HttpClient::Start(std::shared_ptr<Exchange> ex, bool may_retry) {
   auto send = [this, ex, pooled, may_retry](Status connected) {
     if (!connected.ok()) return Finish(ex, connected);
     auto after = [this, ex, pooled, may_retry](Status s) {
-      // A kept-alive connection the server closed in the meantime: once more, fresh.
-      if (!s.ok() && pooled && may_retry) {
+      // A kept-alive connection the server closed in the meantime: once more, fresh. Never after the
+      // server may have acted on the request (an answer begun, a timeout): the caller decides on retries.
+      if (!s.ok() && pooled && may_retry && ex->connection->closed_unanswered()) {
         ex->connection.reset();
         return Start(ex, false);
       }

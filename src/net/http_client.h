@@ -91,6 +91,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool open() const { return open_; }
   // Reusable after this answer: both sides keep the connection alive.
   bool reusable() const { return open_ && parser_ && parser_->get().keep_alive(); }
+  // The last exchange failed before the server could have seen the request:
+  // the write failed, or the server closed the connection without a byte of
+  // answer. Only then is sending it again on a fresh connection safe.
+  bool closed_unanswered() const { return closed_unanswered_; }
   void Close();
 
  private:
@@ -109,6 +113,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::optional<boost::beast::http::response_parser<boost::beast::http::string_body>> parser_;
   std::optional<boost::beast::http::request<boost::beast::http::file_body>> file_request_;
   bool open_ = false;
+  bool closed_unanswered_ = false;
 };
 
 class HttpClient {
@@ -121,7 +126,8 @@ class HttpClient {
   using Callback = std::function<void(Result<HttpClientResponse>)>;
   // Sends `request` on an idle pooled connection to its origin, or a new
   // one, and calls `done` on the client's I/O thread. A pooled connection
-  // that the server closed meanwhile is retried once on a fresh connection.
+  // that the server closed meanwhile (no byte of answer) is retried once on
+  // a fresh connection; no other failure is retried here.
   void SendAsync(HttpClientRequest request, Callback done);
   // SendAsync, waiting for the answer. Thread-safe, but never from one of
   // this client's own callbacks (they run on the thread it would wait for).

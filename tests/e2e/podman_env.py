@@ -9,13 +9,13 @@ registries are stopped by their PIDs.
 import os
 import pathlib
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import warnings
 
 import requests
+from procs import stop_process
 
 HERE = pathlib.Path(__file__).resolve().parent
 CONTAINERS_CONF = HERE / "containers.conf"
@@ -150,11 +150,5 @@ class Registry:
         raise RuntimeError("docker-registry did not start")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
