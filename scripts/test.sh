@@ -25,12 +25,12 @@ BERTH_BIN=build/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider
 
 echo "== sanitizer build (address,undefined)"
 scripts/build.sh build-asan -DBERTH_SANITIZE=address,undefined \
-  -DBERTH_WITH_TORCH=OFF -DBERTH_WITH_XGBOOST=OFF -DBERTH_WITH_ONNX=OFF
+  -DBERTH_WITH_TORCH=OFF -DBERTH_WITH_XGBOOST=OFF -DBERTH_WITH_ONNX=OFF -DBERTH_WITH_IMAGE=OFF
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "== unit tests (sanitizers)"
 ctest --test-dir build-asan --output-on-failure -j 2
 echo "== protocol end-to-end tests (sanitizers, identity backend)"
-BERTH_BIN=build-asan/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider -m "not torch and not xgboost and not onnx and not container"
+BERTH_BIN=build-asan/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider -m "not torch and not xgboost and not onnx and not image_backend and not container"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== thread sanitizer: scheduler, repository, server, HTTP client"

@@ -118,6 +118,10 @@ Status ParseVersionPolicyAndWarmup(const YAML::Node& root, const ConfigReader& r
   if (const YAML::Node& vp = root["version_policy"]; vp) {
     ASSIGN_OR_RETURN(c->version_policy, ParseVersionPolicy(vp, r));
   }
+  // Zeros are no valid text or image file: a model with a BYTES input warms up only when asked to.
+  for (const TensorSpec& in : c->inputs) {
+    if (in.dtype == DataType::kBytes) c->warmup_requests = 0;
+  }
   if (const YAML::Node& w = root["warmup"]; w) {
     if (!w.IsMap()) return r.Error("warmup", "expected a mapping {requests: N}, got " + ConfigReader::Describe(w));
     RETURN_IF_ERROR(r.OnlyKeys(w, "warmup", {"requests"}));
@@ -173,10 +177,21 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
       return r.Error("parameters", "expected a mapping of names to values, got " + ConfigReader::Describe(p));
     for (const auto& kv : p) {
       std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "?";
-      if (!kv.second.IsScalar())
+      // A list of scalars (mean: [0.485, 0.456, 0.406]) reaches the backend comma-separated.
+      std::string value;
+      bool scalars = kv.second.IsScalar() || kv.second.IsSequence();
+      if (kv.second.IsSequence()) {
+        for (const YAML::Node& item : kv.second) {
+          scalars = scalars && item.IsScalar();
+          if (scalars) value += (value.empty() ? "" : ",") + item.Scalar();
+        }
+      } else if (scalars) {
+        value = kv.second.Scalar();
+      }
+      if (!scalars)
         return r.Error("parameters." + ConfigReader::KeyText(k),
-                       "expected a scalar value, got " + ConfigReader::Describe(kv.second));
-      c.parameters[k] = kv.second.Scalar();
+                       "expected a scalar value or a list of them, got " + ConfigReader::Describe(kv.second));
+      c.parameters[k] = value;
     }
   }
   RETURN_IF_ERROR(ParseVersionPolicyAndWarmup(root, r, &c));

@@ -75,7 +75,9 @@ struct ModelConfig {
   VersionPolicy version_policy;
   // Synthetic requests (zeros) each version runs before it serves; a version
   // whose warm-up fails never serves (a poll-mode update that fails every
-  // request is not promoted). `warmup: {requests: 0}` turns it off.
+  // request is not promoted). `warmup: {requests: 0}` turns it off. The
+  // default is 1, or 0 for a model with a BYTES input (zeros are no valid
+  // text or image file).
   int64_t warmup_requests = 1;
   // An execution longer than this fails its requests with 504 and reports
   // the instance stuck. -1 = the server's --execution-timeout-ms; 0 = none.

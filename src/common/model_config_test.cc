@@ -139,3 +139,26 @@ TEST(ModelConfigTest, LongOrMultiLineKeysAreNotQuoted) {
 
 }  // namespace
 }  // namespace berth
+
+namespace berth {
+namespace {
+
+TEST(ModelConfigTest, ParameterListsAndBytesInputsWarmUp) {
+  const std::string base =
+      "backend: image\nmax_batch_size: 2\ninputs: [{name: image, datatype: BYTES, shape: [1]}]\n"
+      "outputs: [{name: p, datatype: FP32, shape: [3, 2, 2]}]\n";
+  auto r = Parse(base + "parameters: {mean: [0.485, 0.456, 0.406], layout: NCHW}\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->parameters.at("mean"), "0.485,0.456,0.406");
+  EXPECT_EQ(r->parameters.at("layout"), "NCHW");
+  // Zeros are no valid image: no warm-up by default, unless asked for.
+  EXPECT_EQ(r->warmup_requests, 0);
+  auto asked = Parse(base + "warmup: {requests: 2}\n");
+  ASSERT_TRUE(asked.ok());
+  EXPECT_EQ(asked->warmup_requests, 2);
+  EXPECT_NE(ErrorOf(base + "parameters: {mean: [[1], 2]}\n").find("parameters.mean: expected a scalar value or a list"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace berth

@@ -24,6 +24,7 @@ EXAMPLES = ROOT / "examples" / "models"
 def pytest_configure(config):
     config.addinivalue_line("markers", "torch: needs the TorchScript backend and Python torch")
     config.addinivalue_line("markers", "onnx: needs the ONNX backend (OpenCV DNN)")
+    config.addinivalue_line("markers", "image_backend: needs the image backend (OpenCV imgcodecs) and Python PIL")
 
 
 def free_port():

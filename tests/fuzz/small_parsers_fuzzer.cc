@@ -1,15 +1,17 @@
 // The small parsers of untrusted text: URLs, content codings (gzip/deflate
-// bodies with a bound), checkpoint files, pipeline `when:` conditions.
+// bodies with a bound), checkpoint files, pipeline `when:` conditions,
+// multipart/form-data uploads (the Content-Type's boundary from the first line).
 #include "batch/batch_files.h"
 #include "common/pipeline_condition.h"
 #include "fuzz_util.h"
 #include "net/url.h"
 #include "protocol/http/content_coding.h"
+#include "protocol/http/raw_upload.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   auto text = berth::fuzz::View(data + 1, size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 6) {
     case 0: {
       auto url = berth::ParseUrl(text);
       if (url.ok()) (void)berth::ResolveUrl(*url, text);
@@ -34,6 +36,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         t.shape = {2};
         t.data.assign(8, 0x3f);
         (void)(*cond)->Evaluate([&](const berth::TensorRef& ref) { return ref.step.empty() ? &t : nullptr; });
+      }
+      break;
+    }
+    case 5: {
+      size_t eol = text.find('\n');
+      if (eol == std::string_view::npos) break;
+      auto parts = berth::SplitMultipart(text.substr(0, eol), text.substr(eol + 1));
+      if (parts.ok()) {
+        for (std::string_view part : *parts) {  // views inside the body
+          if (part.data() < text.data() || part.data() + part.size() > text.data() + text.size()) __builtin_trap();
+        }
       }
       break;
     }

@@ -10,6 +10,7 @@
 #include "berth/version.h"
 #include "common/json_writer.h"
 #include "protocol/http/http_util.h"
+#include "protocol/http/raw_upload.h"
 #include "protocol/http/status_mapping.h"
 #include "protocol/v2/v2_codec.h"
 #include "request/traceparent.h"
@@ -198,6 +199,24 @@ Result<std::unique_ptr<InferRequest>> DecodeBody(const HttpRequest& req, uint64_
   return std::make_unique<InferRequest>(std::move(decoded));
 }
 
+// The request a body makes: a raw or multipart upload for a model with one BYTES input (raw_upload.h),
+// else the v2 JSON or binary-tensor codec.
+Result<std::unique_ptr<InferRequest>> DecodeInfer(const HttpRequest& req, const InferenceServer& server,
+                                                  std::string_view model, int64_t version, uint64_t max_body_bytes) {
+  auto ct = req.find(http::field::content_type);
+  const std::string_view type = ct == req.end() ? std::string_view() : ct->value();
+  const UploadKind kind = UploadKindOf(type, req.find("Inference-Header-Content-Length") != req.end());
+  if (kind == UploadKind::kNone) return DecodeBody(req, max_body_bytes);
+  std::string decompressed;
+  ASSIGN_OR_RETURN(std::string_view body, DecodedBody(req, max_body_bytes, &decompressed));
+  ASSIGN_OR_RETURN(ServedModel served, server.Resolve(model, version));
+  std::vector<std::string_view> elements{body};
+  if (kind == UploadKind::kMultipart) {
+    ASSIGN_OR_RETURN(elements, SplitMultipart(type, body));
+  }
+  return UploadRequest(*served.config, model, elements, type);
+}
+
 HttpResponse InferResponseToHttp(const InferResponse& response) {
   EncodedResponse enc = EncodeInferResponse(response);
   HttpResponse res{http::status::ok, 11};
@@ -220,7 +239,7 @@ void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version
   options.allow_inline = !offload;  // on an I/O thread, the server decides
   if (front_end_) options.caller_in_flight = front_end_->InFlight();
   auto run = [this, options](const HttpRequest& r, std::string_view m, int64_t v, Responder done) {
-    Result<std::unique_ptr<InferRequest>> decoded = DecodeBody(r, options_.max_body_bytes);
+    Result<std::unique_ptr<InferRequest>> decoded = DecodeInfer(r, *server_, m, v, options_.max_body_bytes);
     if (decoded.ok()) {
       if (auto it = r.find("traceparent"); it != r.end()) (*decoded)->traceparent = CheckedTraceparent(it->value());
     }
