@@ -129,7 +129,7 @@ class ConfigReader {
     } else if (is_input) {
       RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape", "columns"}));
     } else {
-      RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape"}));
+      RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape", "labels"}));
     }
     TensorSpec spec;
     for (const char* required : {"name", "datatype", "shape"}) {
@@ -157,6 +157,10 @@ class ConfigReader {
     }
     if (const YAML::Node& opt = n["optional"]; opt) {
       ASSIGN_OR_RETURN(spec.optional, Bool(opt, key + ".optional"));
+    }
+    if (const YAML::Node& labels = n["labels"]; labels) {
+      ASSIGN_OR_RETURN(spec.labels_file, String(labels, key + ".labels"));
+      if (spec.labels_file.empty()) return Error(key + ".labels", "expected a file name");
     }
     return spec;
   }

@@ -24,6 +24,11 @@ struct TensorSpec {
   // Pipelines' inputs only: the request may leave it out (the steps that
   // need it are skipped).
   bool optional = false;
+  // Outputs only: `labels:` in model.yaml, a file of the model directory
+  // with one class name per line, for the classification extension; read
+  // into `labels` when the model is read from its repository.
+  std::string labels_file;
+  std::vector<std::string> labels;
 };
 
 // Preprocessing of table columns before they fill model inputs (`berth

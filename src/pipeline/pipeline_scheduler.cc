@@ -6,6 +6,7 @@
 
 #include "common/pipeline_condition.h"
 #include "pipeline/remote_step.h"
+#include "request/classification.h"
 
 namespace berth {
 
@@ -325,12 +326,20 @@ void PipelineScheduler::Finish(const std::shared_ptr<Run>& run, Status failure) 
     response.model_version = version_;
     response.id = req.id;
     response.has_id = req.has_id;
-    auto add = [&](const PipelineOutput& out, bool binary) -> Status {
+    auto add = [&](const PipelineOutput& out, bool binary, int64_t classification) -> Status {
       for (const TensorRef& ref : out.from) {
         auto it = run->tensors.find(ref.ToString());
         if (it == run->tensors.end()) continue;
         Tensor t = it->second;
         t.name = out.name;
+        if (classification > 0) {
+          if (t.dtype == DataType::kBytes) {
+            return InvalidArgument("output '" + out.name +
+                                   "' is BYTES: parameters.classification needs numeric classes");
+          }
+          const TensorSpec* spec = config_->FindOutput(out.name);
+          t = Classify(t, spec ? *spec : TensorSpec{}, config_->batched(), classification);
+        }
         response.outputs.push_back(std::move(t));
         response.binary.push_back(binary);
         return Status::Ok();
@@ -342,12 +351,12 @@ void PipelineScheduler::Finish(const std::shared_ptr<Run>& run, Status failure) 
     Status s;
     if (req.outputs.empty()) {
       for (const PipelineOutput& out : spec_.outputs) {
-        if (s.ok()) s = add(out, req.binary_output);
+        if (s.ok()) s = add(out, req.binary_output, 0);
       }
     } else {
       for (const RequestedOutput& ro : req.outputs) {
         for (const PipelineOutput& out : spec_.outputs) {
-          if (out.name == ro.name && s.ok()) s = add(out, ro.binary);
+          if (out.name == ro.name && s.ok()) s = add(out, ro.binary, ro.classification);
         }
       }
     }

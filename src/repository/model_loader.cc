@@ -23,7 +23,13 @@ std::string BackendForFiles(const std::string& version_dir) {
 
 BackendTensorSpec ToBackendSpec(const TensorSpec& s) { return BackendTensorSpec{s.name, s.dtype, s.shape}; }
 
-TensorSpec FromBackendSpec(const BackendTensorSpec& s) { return TensorSpec{s.name, s.dtype, s.shape, {}}; }
+TensorSpec FromBackendSpec(const BackendTensorSpec& s) {
+  TensorSpec t;
+  t.name = s.name;
+  t.dtype = s.dtype;
+  t.shape = s.shape;
+  return t;
+}
 
 // Picks `version` (-1 = the highest) among the versions on disk.
 Result<int64_t> PickVersion(const ModelSource& source, int64_t version) {

@@ -16,6 +16,9 @@ namespace berth {
 struct RequestedOutput {
   std::string name;
   bool binary = false;  // parameters.binary_data
+  // parameters.classification (Triton's classification extension): > 0
+  // answers the top-k classes of each row as BYTES "value:index[:label]".
+  int64_t classification = 0;
 };
 
 struct InferRequest {

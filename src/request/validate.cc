@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "request/classification.h"
+
 namespace berth {
 namespace {
 
@@ -79,6 +81,10 @@ Status ValidateRequest(const ModelConfig& config, InferRequest* request) {
       return InvalidArgument("outputs[" + std::to_string(i) + "]: unknown output '" + name + "' (model '" +
                              config.name + "' has: " + ExpectedNames(config.outputs) + ")");
     }
+    if (request->outputs[i].classification > 0 && config.FindOutput(name)->dtype == DataType::kBytes) {
+      return InvalidArgument("outputs[" + std::to_string(i) + "]: output '" + name +
+                             "' is BYTES: parameters.classification needs numeric classes");
+    }
     for (size_t j = 0; j < i; ++j) {
       if (request->outputs[j].name == name) {
         return InvalidArgument("outputs[" + std::to_string(i) + "]: output '" + name + "' requested twice");
@@ -137,7 +143,9 @@ InferResponse MakeResponse(const ModelConfig& config, int64_t version, InferRequ
     for (const RequestedOutput& ro : request.outputs) {
       for (size_t i = 0; i < config.outputs.size(); ++i) {
         if (config.outputs[i].name == ro.name) {
-          r.outputs.push_back(std::move(outputs[i]));
+          r.outputs.push_back(ro.classification > 0
+                                  ? Classify(outputs[i], config.outputs[i], config.batched(), ro.classification)
+                                  : std::move(outputs[i]));
           r.binary.push_back(ro.binary);
         }
       }

@@ -1,17 +1,19 @@
 // The small parsers of untrusted text: URLs, content codings (gzip/deflate
 // bodies with a bound), checkpoint files, pipeline `when:` conditions,
-// multipart/form-data uploads (the Content-Type's boundary from the first line).
+// multipart/form-data uploads (the Content-Type's boundary from the first line),
+// W3C traceparent headers.
 #include "batch/batch_files.h"
 #include "common/pipeline_condition.h"
 #include "fuzz_util.h"
 #include "net/url.h"
 #include "protocol/http/content_coding.h"
 #include "protocol/http/raw_upload.h"
+#include "request/traceparent.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   auto text = berth::fuzz::View(data + 1, size - 1);
-  switch (data[0] % 6) {
+  switch (data[0] % 7) {
     case 0: {
       auto url = berth::ParseUrl(text);
       if (url.ok()) (void)berth::ResolveUrl(*url, text);
@@ -48,6 +50,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           if (part.data() < text.data() || part.data() + part.size() > text.data() + text.size()) __builtin_trap();
         }
       }
+      break;
+    }
+    case 6: {
+      std::string checked = berth::CheckedTraceparent(text);
+      if (!checked.empty() && checked.size() != 55) __builtin_trap();  // version-00 form, or nothing
       break;
     }
   }

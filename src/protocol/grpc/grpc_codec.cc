@@ -271,7 +271,14 @@ Result<std::unique_ptr<InferRequest>> DecodeGrpcInferRequest(const ModelInferReq
     if (!wanted.insert(name).second) {
       return InvalidArgument("outputs[" + std::to_string(j) + "]: output '" + name + "' is requested twice");
     }
-    req->outputs.push_back({name, false});
+    RequestedOutput ro{name, false, 0};
+    for (const auto& [key, value] : in.outputs(j).parameters()) {
+      if (key == "classification") {
+        ASSIGN_OR_RETURN(ro.classification,
+                         NonNegative(value, "outputs[" + std::to_string(j) + "].parameters.classification"));
+      }
+    }
+    req->outputs.push_back(std::move(ro));
   }
   return req;
 }

@@ -58,12 +58,18 @@ size_t FindDelimiter(std::string_view body, const std::string& delimiter, size_t
 }  // namespace
 
 UploadKind UploadKindOf(std::string_view content_type, bool has_json_length) {
-  if (has_json_length) return UploadKind::kNone;
-  const std::string type = MediaType(content_type);
-  if (type == "multipart/form-data") return UploadKind::kMultipart;
-  if (type.rfind("text/", 0) == 0 || type.rfind("image/", 0) == 0 || type == "application/octet-stream") {
-    return UploadKind::kRaw;
-  }
+  if (has_json_length || content_type.empty()) return UploadKind::kNone;
+  // On every infer request: no allocation.
+  std::string_view type = Trim(content_type.substr(0, content_type.find(';')));
+  auto is = [&](std::string_view want, bool prefix) {
+    if (prefix ? type.size() < want.size() : type.size() != want.size()) return false;
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(type[i])) != want[i]) return false;
+    }
+    return true;
+  };
+  if (is("multipart/form-data", false)) return UploadKind::kMultipart;
+  if (is("text/", true) || is("image/", true) || is("application/octet-stream", false)) return UploadKind::kRaw;
   return UploadKind::kNone;
 }
 

@@ -499,6 +499,13 @@ Result<InferRequest> DecodeJson(simdjson::dom::parser& parser, std::string_view 
       RETURN_IF_ERROR(ForEachParameter(out, where + ".", [&](std::string_view key, const element& v) -> Status {
         if (key == "binary_data") {
           ASSIGN_OR_RETURN(ro.binary, BoolParam(v, where + ".parameters.binary_data"));
+        } else if (key == "classification") {
+          if (v.type() != element_type::INT64 || v.get_int64().value_unsafe() < 0) {
+            return InvalidArgument(where +
+                                   ".parameters.classification: expected a class count (a non-negative "
+                                   "integer)");
+          }
+          ro.classification = v.get_int64().value_unsafe();
         }
         return Status::Ok();
       }));
@@ -759,7 +766,7 @@ Result<InferResponse> DecodeInferResponse(std::string_view body, std::optional<u
 
 const std::vector<std::string>& V2Extensions() {
   static const std::vector<std::string> kExtensions = {"binary_tensor_data", "model_repository", "model_configuration",
-                                                       "statistics", "parameters"};
+                                                       "statistics",         "parameters",       "classification"};
   return kExtensions;
 }
 
