@@ -9,7 +9,7 @@ PKGS=(
   libgtest-dev libgmock-dev libfast-float-dev python3-pandas
   libtorch-dev libopenblas0-pthread libxgboost-dev libopencv-dnn-dev libopencv-imgcodecs-dev
   python3-torch python3-numpy python3-pytest python3-requests python3-xgboost python3-onnx
-  python3-prometheus-client python3-pil
+  python3-prometheus-client python3-pil dataset-fashion-mnist
   libssl-dev zlib1g-dev libarchive-dev binutils libjemalloc-dev
   podman runc skopeo umoci docker-registry uidmap
   clang libclang-rt-14-dev strace

@@ -128,7 +128,7 @@ Result<PipelineStep> ParseStep(const YAML::Node& n, const std::string& key, cons
 
 Result<PipelineOutput> ParseOutput(const YAML::Node& n, const std::string& key, const ConfigReader& r) {
   if (!n.IsMap()) return r.Error(key, "expected a mapping {name, from}, got " + ConfigReader::Describe(n));
-  RETURN_IF_ERROR(r.OnlyKeys(n, key, {"name", "from", "optional"}));
+  RETURN_IF_ERROR(r.OnlyKeys(n, key, {"name", "from", "optional", "labels"}));
   PipelineOutput out;
   if (!n["name"]) return r.Error(key + ".name", "missing (every output needs a name)");
   ASSIGN_OR_RETURN(out.name, r.String(n["name"], key + ".name"));
@@ -250,6 +250,9 @@ Result<ModelConfig> ParsePipelineConfig(const YAML::Node& root, const std::strin
     }
     TensorSpec placeholder;  // datatype and shape come from the step at load
     placeholder.name = out.name;
+    if (const YAML::Node& labels = outputs[i]["labels"]; labels) {  // for the classification extension
+      ASSIGN_OR_RETURN(placeholder.labels_file, r.String(labels, k + ".labels"));
+    }
     c.outputs.push_back(std::move(placeholder));
     spec->outputs.push_back(std::move(out));
   }

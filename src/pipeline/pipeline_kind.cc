@@ -195,6 +195,14 @@ class Checker {
       }
       spec.shape.erase(spec.shape.begin());
     }
+    if (!spec.labels.empty() && !spec.shape.empty() && spec.shape.back() > 0 &&
+        static_cast<int64_t>(spec.labels.size()) != spec.shape.back()) {
+      return Error(key + ".labels", std::to_string(spec.labels.size()) + " labels for " +
+                                        std::to_string(spec.shape.back()) + " classes (the output's last dimension)");
+    }
+    if (!spec.labels.empty() && spec.dtype == DataType::kBytes) {
+      return Error(key + ".labels", "a BYTES output has no classes to label");
+    }
     return Status::Ok();
   }
 
