@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "protocol/grpc/grpc_codec.h"
 #include "protocol/grpc/inference.grpc.pb.h"
 
 namespace berth {
@@ -130,14 +131,7 @@ Result<std::unique_ptr<GrpcLoad>> GrpcLoad::Create(const GrpcLoadOptions& option
                     ": " + status.error_message());
   }
   std::unique_ptr<GrpcLoad> load(new GrpcLoad(std::move(impl)));
-  load->metadata_.name = answer.name();
-  load->metadata_.platform = answer.platform();
-  for (const auto& v : answer.versions()) load->metadata_.versions.push_back(v);
-  for (const auto& in : answer.inputs()) {
-    std::optional<DataType> dtype = ParseDataType(in.datatype());
-    if (!dtype) return InvalidArgument("ModelMetadata: input '" + in.name() + "' has datatype '" + in.datatype() + "'");
-    load->metadata_.inputs.push_back({in.name(), *dtype, {in.shape().begin(), in.shape().end()}});
-  }
+  ASSIGN_OR_RETURN(load->metadata_, DecodeGrpcModelMetadata(answer));
   return load;
 }
 

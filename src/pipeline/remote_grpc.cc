@@ -72,19 +72,7 @@ class GrpcTransport final : public RemoteTransport {
     context.set_deadline(std::chrono::system_clock::now() + timeout_);
     grpc::Status status = stub_->ModelMetadata(&context, request, &answer);
     if (!status.ok()) return FromGrpc(status);
-    V2ModelMetadata m;
-    m.name = answer.name();
-    m.platform = answer.platform();
-    for (const auto& v : answer.versions()) m.versions.push_back(v);
-    for (const auto* list : {&answer.inputs(), &answer.outputs()}) {
-      for (const auto& t : *list) {
-        std::optional<DataType> dtype = ParseDataType(t.datatype());
-        if (!dtype) return InvalidArgument("tensor '" + t.name() + "' has an unknown datatype");
-        (list == &answer.inputs() ? m.inputs : m.outputs)
-            .push_back({t.name(), *dtype, {t.shape().begin(), t.shape().end()}});
-      }
-    }
-    return m;
+    return DecodeGrpcModelMetadata(answer);
   }
 
   void Infer(const InferRequest& request, Clock::time_point deadline, Done done) override {

@@ -401,4 +401,23 @@ grpc::Status ToGrpcStatus(const Status& status) {
   return grpc::Status(GrpcCodeFor(status.code()), status.message());
 }
 
+Result<V2ModelMetadata> DecodeGrpcModelMetadata(const inference::ModelMetadataResponse& in) {
+  V2ModelMetadata m;
+  m.name = in.name();
+  m.platform = in.platform();
+  for (const auto& v : in.versions()) m.versions.push_back(v);
+  for (const auto* list : {&in.inputs(), &in.outputs()}) {
+    const bool inputs = list == &in.inputs();
+    for (const auto& t : *list) {
+      std::optional<DataType> dtype = ParseDataType(t.datatype());
+      if (!dtype) {
+        return InvalidArgument(std::string("ModelMetadata: ") + (inputs ? "input" : "output") + " '" + t.name() +
+                               "' has an unknown datatype");
+      }
+      (inputs ? m.inputs : m.outputs).push_back({t.name(), *dtype, {t.shape().begin(), t.shape().end()}});
+    }
+  }
+  return m;
+}
+
 }  // namespace berth

@@ -16,6 +16,7 @@
 
 #include "berth/status.h"
 #include "protocol/grpc/inference.pb.h"
+#include "protocol/v2/v2_client_codec.h"
 #include "request/infer_request.h"
 
 namespace berth {
@@ -39,6 +40,10 @@ void EncodeGrpcInferResponse(InferResponse&& response, const GrpcRequestForm& fo
 void EncodeGrpcInferRequest(const InferRequest& req, const std::string& model, int64_t version,
                             inference::ModelInferRequest* out);
 Result<InferResponse> DecodeGrpcInferResponse(const inference::ModelInferResponse& in);
+// A ModelMetadata answer, as the HTTP client's DecodeModelMetadata gives it
+// (remote pipeline steps, `berth bench --protocol grpc`). InvalidArgument for
+// a tensor of unknown datatype.
+Result<V2ModelMetadata> DecodeGrpcModelMetadata(const inference::ModelMetadataResponse& in);
 
 // "" = the highest ready version (-1); else a non-negative integer.
 Result<int64_t> ParseGrpcVersion(const std::string& version);
