@@ -31,6 +31,7 @@
 // cannot decode, fails the execution with InvalidArgument naming the input and
 // the element's index in the batch. OpenCV's thread pool is process-wide (see
 // the ONNX backend); resizing may use it.
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -230,13 +231,17 @@ class ImageInstance final : public ModelInstance {
     int rh = static_cast<int>(o_.height), rw = static_cast<int>(o_.width), top = 0, left = 0;
     if (o_.resize_shorter > 0) {
       const int64_t n = o_.resize_shorter;
-      if (pixels.cols <= pixels.rows) {
-        rw = static_cast<int>(n);
-        rh = static_cast<int>(n * pixels.rows / pixels.cols);
-      } else {
-        rh = static_cast<int>(n);
-        rw = static_cast<int>(n * pixels.cols / pixels.rows);
+      const int64_t h64 = pixels.cols <= pixels.rows ? n * pixels.rows / pixels.cols : n;
+      const int64_t w64 = pixels.cols <= pixels.rows ? n : n * pixels.cols / pixels.rows;
+      // A thin image (1 x 65536) resized to a shorter side of N would be N x 65536N: bounded like the source.
+      if (h64 * w64 > std::max(o_.max_pixels, n * n)) {
+        return InvalidArgument(what + " of " + std::to_string(h.width) + "x" + std::to_string(h.height) +
+                               " pixels: resized to a shorter side of " + std::to_string(n) + " it would be " +
+                               std::to_string(w64) + "x" + std::to_string(h64) + ", more than parameters.max_pixels (" +
+                               std::to_string(o_.max_pixels) + ")");
       }
+      rh = static_cast<int>(h64);
+      rw = static_cast<int>(w64);
       top = static_cast<int>(std::nearbyint((rh - o_.height) / 2.0));
       left = static_cast<int>(std::nearbyint((rw - o_.width) / 2.0));
     }

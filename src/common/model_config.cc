@@ -127,6 +127,7 @@ Status ParseVersionPolicyAndWarmup(const YAML::Node& root, const ConfigReader& r
     RETURN_IF_ERROR(r.OnlyKeys(w, "warmup", {"requests"}));
     if (w["requests"]) {
       ASSIGN_OR_RETURN(c->warmup_requests, r.Int(w["requests"], "warmup.requests", 0, 10000));
+      c->warmup_set = true;
     }
   }
   return Status::Ok();

@@ -84,6 +84,7 @@ struct ModelConfig {
   // default is 1, or 0 for a model with a BYTES input (zeros are no valid
   // text or image file).
   int64_t warmup_requests = 1;
+  bool warmup_set = false;  // model.yaml says warmup.requests
   // An execution longer than this fails its requests with 504 and reports
   // the instance stuck. -1 = the server's --execution-timeout-ms; 0 = none.
   int64_t execution_timeout_ms = -1;

@@ -252,6 +252,7 @@ Result<ModelConfig> ParsePipelineConfig(const YAML::Node& root, const std::strin
     placeholder.name = out.name;
     if (const YAML::Node& labels = outputs[i]["labels"]; labels) {  // for the classification extension
       ASSIGN_OR_RETURN(placeholder.labels_file, r.String(labels, k + ".labels"));
+      if (placeholder.labels_file.empty()) return r.Error(k + ".labels", "expected a file name");
     }
     c.outputs.push_back(std::move(placeholder));
     spec->outputs.push_back(std::move(out));

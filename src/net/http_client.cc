@@ -119,9 +119,11 @@ void HttpConnection::ReadAnswer(uint64_t max_response_bytes, bool head, Done don
   WithStream([&](auto& stream) {
     http::async_read(stream, buffer_, *parser_, [self, done = std::move(done)](beast::error_code ec, size_t) {
       if (ec) {
-        // The server closed the connection before sending a byte of its answer: what a server does to
-        // a kept-alive connection it has timed out, so the request never reached it.
-        self->closed_unanswered_ = ec == http::error::end_of_stream && !self->parser_->got_some();
+        // The server closed the connection before sending a byte of its answer (for TLS, maybe without
+        // close_notify): what a server does to a kept-alive connection it has timed out. (A server that died
+        // while working on the request looks the same; a retry then repeats it, as browsers and Go's client do.)
+        self->closed_unanswered_ =
+            (ec == http::error::end_of_stream || ec == ssl::error::stream_truncated) && !self->parser_->got_some();
         self->Close();
         return done(self->Failed("reading the answer", ec));
       }

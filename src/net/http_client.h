@@ -91,9 +91,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool open() const { return open_; }
   // Reusable after this answer: both sides keep the connection alive.
   bool reusable() const { return open_ && parser_ && parser_->get().keep_alive(); }
-  // The last exchange failed before the server could have seen the request:
-  // the write failed, or the server closed the connection without a byte of
-  // answer. Only then is sending it again on a fresh connection safe.
+  // The last exchange failed in a way that means a kept-alive connection
+  // went stale: the write failed, or the server closed the connection
+  // without a byte of answer. Only then is it sent again on a fresh one.
   bool closed_unanswered() const { return closed_unanswered_; }
   void Close();
 

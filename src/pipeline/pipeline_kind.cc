@@ -200,6 +200,9 @@ class Checker {
       return Error(key + ".labels", std::to_string(spec.labels.size()) + " labels for " +
                                         std::to_string(spec.shape.back()) + " classes (the output's last dimension)");
     }
+    if (!spec.labels.empty() && spec.shape.size() > 1) {
+      return Error(key + ".labels", "labels need an output of one dimension (the classes)");
+    }
     if (!spec.labels.empty() && spec.dtype == DataType::kBytes) {
       return Error(key + ".labels", "a BYTES output has no classes to label");
     }

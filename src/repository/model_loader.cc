@@ -92,6 +92,9 @@ Result<ResolvedModel> ResolveModel(const ModelSource& source, int64_t version, B
     for (const auto& spec : signature.inputs) m.config.inputs.push_back(FromBackendSpec(spec));
     for (const auto& spec : signature.outputs) m.config.outputs.push_back(FromBackendSpec(spec));
     m.inferred = true;
+    for (const TensorSpec& in : m.config.inputs) {  // as ParseModelConfig does for declared inputs
+      if (in.dtype == DataType::kBytes && !m.config.warmup_set) m.config.warmup_requests = 0;
+    }
   }
   if (m.config.outputs.empty()) return InvalidArgument(yaml_path + ": outputs: expected at least one output");
   return m;

@@ -58,6 +58,7 @@ Status ReadLabels(const fs::path& model_dir, const std::string& yaml_path, Model
     }
     if (out.labels.empty()) return FailedPrecondition(key + ": the file is empty (one label per line expected)");
     if (out.dtype == DataType::kBytes) return FailedPrecondition(key + ": a BYTES output has no classes to label");
+    if (out.shape.size() > 1) return FailedPrecondition(key + ": labels need an output of one dimension (the classes)");
     if (!out.shape.empty() && out.shape.back() > 0 && static_cast<int64_t>(out.labels.size()) != out.shape.back()) {
       return FailedPrecondition(key + ": " + std::to_string(out.labels.size()) + " labels for " +
                                 std::to_string(out.shape.back()) + " classes (the output's last dimension)");

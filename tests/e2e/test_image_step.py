@@ -217,6 +217,17 @@ def test_max_pixels_is_a_parameter(server):
     assert send(server, "small_limit", [encode(picture(40, 25), "PNG")]).status_code == 200
 
 
+def test_a_thin_image_cannot_blow_up_when_resized(server):
+    # 60,000 source pixels, but 22 x 1,320,000 once the shorter side is resized to 22: refused, not allocated.
+    thin = encode(Image.new("L", (1, 60000), 128), "PNG")
+    r = send(server, "crop_nhwc", [thin])
+    assert r.status_code == 400, r.text
+    assert error_of(r) == ("model 'crop_nhwc' version 1: input 'image' element 0: a PNG image of 1x60000 pixels: "
+                           "resized to a shorter side of 22 it would be 22x1320000, more than parameters.max_pixels "
+                           "(16777216)")
+    assert server.alive()
+
+
 def test_a_pipeline_decodes_then_runs_the_model(server):
     files = [CASES["jpeg_rgb_61x45"](), CASES["webp_lossy_50x50"]()]
     header = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2, 1],

@@ -127,6 +127,10 @@ def test_json_and_binary_requests_are_unchanged(server):
     r = requests.post(f"{server.url}/v2/models/numbers/infer", data=body,
                       headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
     assert json_outputs(r)["out_x"]["data"] == [1, 2, 3, 4]
+    # ... and as a browser's fetch() sends a string (text/plain), to a model without a BYTES input.
+    r = requests.post(f"{server.url}/v2/models/numbers/infer", data=body,
+                      headers={"Content-Type": "text/plain;charset=UTF-8"}, timeout=10)
+    assert json_outputs(r)["out_x"]["data"] == [1, 2, 3, 4]
 
 
 def test_a_raw_body_counts_against_the_body_limit(tmp_path, start_server):

@@ -109,6 +109,11 @@ Result<std::vector<std::string_view>> SplitMultipart(std::string_view content_ty
   return parts;
 }
 
+bool HasOneBytesInput(const ModelConfig& config) {
+  return std::count_if(config.inputs.begin(), config.inputs.end(),
+                       [](const TensorSpec& in) { return in.dtype == DataType::kBytes; }) == 1;
+}
+
 Result<std::unique_ptr<InferRequest>> UploadRequest(const ModelConfig& config, std::string_view model,
                                                     const std::vector<std::string_view>& elements,
                                                     std::string_view content_type) {

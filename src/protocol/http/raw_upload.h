@@ -33,6 +33,9 @@ UploadKind UploadKindOf(std::string_view content_type, bool has_json_length);
 // without its header block, no closing boundary, or no part at all.
 Result<std::vector<std::string_view>> SplitMultipart(std::string_view content_type, std::string_view body);
 
+// Whether `config` has exactly one BYTES input (the one a raw body fills).
+bool HasOneBytesInput(const ModelConfig& config);
+
 // The request `elements` make for `config`: its one BYTES input, shaped
 // [N, 1] (batched; per-row shape [1] or [-1]) or [N] / [1] (unbatched).
 // InvalidArgument naming the model when it has no or several BYTES inputs,

@@ -210,6 +210,13 @@ Result<std::unique_ptr<InferRequest>> DecodeInfer(const HttpRequest& req, const 
   std::string decompressed;
   ASSIGN_OR_RETURN(std::string_view body, DecodedBody(req, max_body_bytes, &decompressed));
   ASSIGN_OR_RETURN(ServedModel served, server.Resolve(model, version));
+  // v2 JSON sent as text/plain (a browser's fetch) or octet-stream, to a model that cannot take a raw body.
+  size_t first = body.find_first_not_of(" \t\r\n");
+  if (kind == UploadKind::kRaw && !HasOneBytesInput(*served.config) && first != std::string_view::npos &&
+      body[first] == '{') {
+    ASSIGN_OR_RETURN(InferRequest decoded, DecodeInferRequest(body, std::nullopt));
+    return std::make_unique<InferRequest>(std::move(decoded));
+  }
   std::vector<std::string_view> elements{body};
   if (kind == UploadKind::kMultipart) {
     ASSIGN_OR_RETURN(elements, SplitMultipart(type, body));
