@@ -25,6 +25,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "torch: needs the TorchScript backend and Python torch")
     config.addinivalue_line("markers", "onnx: needs the ONNX backend (OpenCV DNN)")
     config.addinivalue_line("markers", "image_backend: needs the image backend (OpenCV imgcodecs) and Python PIL")
+    config.addinivalue_line("markers", "rss: asserts the server's memory stays flat (meaningless under ASan, whose "
+                                       "quarantine keeps freed memory)")
 
 
 def free_port():

@@ -197,6 +197,7 @@ def hammer(server, combos, n, threads=4, limit_s=40.0):
     return state["next"], statuses, errors, unnamed
 
 
+@pytest.mark.rss
 def test_fds_and_rss_stay_flat_over_10000_failed_requests(tmp_path, start_server, faults):
     gone = FaultServer()  # serves the metadata at load, then goes away: connections refused
     try:
@@ -253,6 +254,7 @@ def test_fds_and_rss_stay_flat_over_10000_failed_requests(tmp_path, start_server
 # backpressure
 
 
+@pytest.mark.rss
 def test_backpressure_at_ten_times_capacity(tmp_path, start_server):
     n_inflight, delay_s, clients, load_s = 4, 0.2, 40, 3.0
     repo = tmp_path / "models"
