@@ -59,6 +59,8 @@ struct Tensor {
 Result<std::vector<std::string_view>> SplitBytesElements(const uint8_t* data, size_t size);
 // Appends one BYTES element (length prefix + bytes) to `out`.
 void AppendBytesElement(std::string_view element, std::vector<uint8_t>* out);
+// Element i of a numeric (or BOOL: 0/1) tensor as a double; NaN for BYTES.
+double ElementAsDouble(const Tensor& t, int64_t i);
 
 // IEEE 754 half precision conversions (round to nearest even).
 uint16_t FloatToHalf(float value);

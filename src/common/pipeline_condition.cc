@@ -181,27 +181,7 @@ class Parser {
 };
 
 // Element i of `t` as a double (numeric datatypes only; checked at load).
-double At(const Tensor& t, int64_t i) {
-  auto get = [&](auto zero) {
-    decltype(zero) v;
-    std::memcpy(&v, t.data.data() + static_cast<size_t>(i) * sizeof v, sizeof v);
-    return static_cast<double>(v);
-  };
-  switch (t.dtype) {
-    case DataType::kBool: return t.data[static_cast<size_t>(i)] != 0 ? 1 : 0;
-    case DataType::kInt8: return get(int8_t{});
-    case DataType::kInt16: return get(int16_t{});
-    case DataType::kInt32: return get(int32_t{});
-    case DataType::kInt64: return get(int64_t{});
-    case DataType::kUint8: return get(uint8_t{});
-    case DataType::kUint16: return get(uint16_t{});
-    case DataType::kUint32: return get(uint32_t{});
-    case DataType::kUint64: return get(uint64_t{});
-    case DataType::kFp32: return get(float{});
-    case DataType::kFp64: return get(double{});
-    default: return std::nan("");
-  }
-}
+double At(const Tensor& t, int64_t i) { return ElementAsDouble(t, i); }
 
 bool Holds(Node::Op op, double a, double b) {
   switch (op) {

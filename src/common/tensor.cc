@@ -1,5 +1,6 @@
 #include "berth/tensor.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace berth {
@@ -137,6 +138,30 @@ float HalfToFloat(uint16_t h) {
   float out;
   std::memcpy(&out, &f, 4);
   return out;
+}
+
+double ElementAsDouble(const Tensor& t, int64_t i) {
+  auto get = [&](auto zero) {
+    decltype(zero) v;
+    std::memcpy(&v, t.data.data() + static_cast<size_t>(i) * sizeof v, sizeof v);
+    return v;
+  };
+  switch (t.dtype) {
+    case DataType::kBool: return t.data[static_cast<size_t>(i)] != 0 ? 1 : 0;
+    case DataType::kInt8: return get(int8_t{});
+    case DataType::kInt16: return get(int16_t{});
+    case DataType::kInt32: return get(int32_t{});
+    case DataType::kInt64: return static_cast<double>(get(int64_t{}));
+    case DataType::kUint8: return get(uint8_t{});
+    case DataType::kUint16: return get(uint16_t{});
+    case DataType::kUint32: return get(uint32_t{});
+    case DataType::kUint64: return static_cast<double>(get(uint64_t{}));
+    case DataType::kFp16: return HalfToFloat(get(uint16_t{}));
+    case DataType::kFp32: return get(float{});
+    case DataType::kFp64: return get(double{});
+    case DataType::kBytes: break;
+  }
+  return std::nan("");
 }
 
 }  // namespace berth

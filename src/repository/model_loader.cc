@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "scheduler/instance_pool.h"
 
@@ -161,7 +162,15 @@ Result<std::shared_ptr<ModelVersion>> ModelLoader::Load(const ModelSource& sourc
   mv->name = source.name;
   mv->version = version;
   mv->metrics = std::make_shared<ModelMetrics>();
-  Result<Built> built = it->second(source, version, mv->metrics);
+  const bool labelled = std::any_of(source.config.outputs.begin(), source.config.outputs.end(),
+                                    [](const TensorSpec& o) { return !o.labels_file.empty(); });
+  std::optional<ModelSource> with_labels;
+  if (labelled) {
+    with_labels = source;
+    Status read = ReadOutputLabels(source.dir, source.yaml_path(), &with_labels->config);
+    if (!read.ok()) return read.WithContext("model '" + source.name + "' version " + std::to_string(version));
+  }
+  Result<Built> built = it->second(labelled ? *with_labels : source, version, mv->metrics);
   if (!built.ok()) {
     return built.status().WithContext("model '" + source.name + "' version " + std::to_string(version));
   }

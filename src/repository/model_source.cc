@@ -12,6 +12,8 @@ namespace {
 
 // model.yaml is small; a larger one is refused before it is read.
 constexpr uint64_t kMaxModelYamlBytes = 1 << 20;
+// A labels file is small; a larger one is refused before it is read.
+constexpr uint64_t kMaxLabelsBytes = 16 << 20;
 
 // The model.yaml of `model_dir`, or nullopt when there is none. It must
 // resolve inside the model directory (a link out of the repository is
@@ -28,43 +30,6 @@ Result<std::optional<std::string>> ReadModelYaml(const fs::path& model_dir) {
   }
   ASSIGN_OR_RETURN(std::string text, ReadRegularFile(path.string(), kMaxModelYamlBytes));
   return std::optional<std::string>(std::move(text));
-}
-
-// A labels file is small; a larger one is refused before it is read.
-constexpr uint64_t kMaxLabelsBytes = 16 << 20;
-
-// The `labels:` files of the outputs: inside the model directory, regular, bounded, one label per line
-// (a final newline, and CR before LF, are not part of a label). Errors name model.yaml's key, never the text.
-Status ReadLabels(const fs::path& model_dir, const std::string& yaml_path, ModelConfig* config) {
-  for (size_t i = 0; i < config->outputs.size(); ++i) {
-    TensorSpec& out = config->outputs[i];
-    if (out.labels_file.empty()) continue;
-    const std::string key = yaml_path + ": outputs[" + std::to_string(i) + "].labels: '" + out.labels_file + "'";
-    fs::path path = model_dir / out.labels_file;
-    if (!StaysInside(model_dir.string(), path.string())) {
-      return FailedPrecondition(key + " resolves outside the model directory; refused");
-    }
-    Result<std::string> text = ReadRegularFile(path.string(), kMaxLabelsBytes);
-    if (!text.ok()) return FailedPrecondition(key + ": " + text.status().message());
-    out.labels.clear();
-    size_t start = 0;
-    while (start < text->size()) {
-      size_t end = text->find('\n', start);
-      if (end == std::string::npos) end = text->size();
-      std::string label = text->substr(start, end - start);
-      if (!label.empty() && label.back() == '\r') label.pop_back();
-      out.labels.push_back(std::move(label));
-      start = end + 1;
-    }
-    if (out.labels.empty()) return FailedPrecondition(key + ": the file is empty (one label per line expected)");
-    if (out.dtype == DataType::kBytes) return FailedPrecondition(key + ": a BYTES output has no classes to label");
-    if (out.shape.size() > 1) return FailedPrecondition(key + ": labels need an output of one dimension (the classes)");
-    if (!out.shape.empty() && out.shape.back() > 0 && static_cast<int64_t>(out.labels.size()) != out.shape.back()) {
-      return FailedPrecondition(key + ": " + std::to_string(out.labels.size()) + " labels for " +
-                                std::to_string(out.shape.back()) + " classes (the output's last dimension)");
-    }
-  }
-  return Status::Ok();
 }
 
 // Names, sizes and modification times of every file under `dir`: changes when the version's files change.
@@ -110,6 +75,39 @@ std::vector<int64_t> ModelSource::version_numbers() const {
   return out;
 }
 
+Status ReadOutputLabels(const std::string& model_dir_text, const std::string& yaml_path, ModelConfig* config) {
+  for (size_t i = 0; i < config->outputs.size(); ++i) {
+    TensorSpec& out = config->outputs[i];
+    if (out.labels_file.empty()) continue;
+    const std::string key = yaml_path + ": outputs[" + std::to_string(i) + "].labels: '" + out.labels_file + "'";
+    const fs::path model_dir(model_dir_text);
+    fs::path path = model_dir / out.labels_file;
+    if (!StaysInside(model_dir.string(), path.string())) {
+      return FailedPrecondition(key + " resolves outside the model directory; refused");
+    }
+    Result<std::string> text = ReadRegularFile(path.string(), kMaxLabelsBytes);
+    if (!text.ok()) return FailedPrecondition(key + ": " + text.status().message());
+    out.labels.clear();
+    size_t start = 0;
+    while (start < text->size()) {
+      size_t end = text->find('\n', start);
+      if (end == std::string::npos) end = text->size();
+      std::string label = text->substr(start, end - start);
+      if (!label.empty() && label.back() == '\r') label.pop_back();
+      out.labels.push_back(std::move(label));
+      start = end + 1;
+    }
+    if (out.labels.empty()) return FailedPrecondition(key + ": the file is empty (one label per line expected)");
+    if (out.dtype == DataType::kBytes) return FailedPrecondition(key + ": a BYTES output has no classes to label");
+    if (out.shape.size() > 1) return FailedPrecondition(key + ": labels need an output of one dimension (the classes)");
+    if (!out.shape.empty() && out.shape.back() > 0 && static_cast<int64_t>(out.labels.size()) != out.shape.back()) {
+      return FailedPrecondition(key + ": " + std::to_string(out.labels.size()) + " labels for " +
+                                std::to_string(out.shape.back()) + " classes (the output's last dimension)");
+    }
+  }
+  return Status::Ok();
+}
+
 Result<ModelSource> ReadModelSource(const std::string& dir, const std::string& name) {
   ModelSource source;
   source.name = name;
@@ -117,7 +115,6 @@ Result<ModelSource> ReadModelSource(const std::string& dir, const std::string& n
   ASSIGN_OR_RETURN(source.yaml, ReadModelYaml(dir));
   if (source.yaml) {
     ASSIGN_OR_RETURN(source.config, ParsePartialModelConfig(*source.yaml, name, source.yaml_path()));
-    RETURN_IF_ERROR(ReadLabels(dir, source.yaml_path(), &source.config));
   } else {
     source.config.name = name;
   }

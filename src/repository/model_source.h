@@ -45,6 +45,13 @@ struct ModelSource {
 
 // Reads `dir` once. An error for a model.yaml that is not allowed (see
 // above) or does not parse, or a directory that cannot be listed.
+// The `labels:` files of `config`'s outputs (classification extension):
+// inside the model directory, regular, at most 16 MiB, one label per line
+// (a final newline, and CR before LF, are not part of a label). Read when a
+// version loads, not on every poll. Errors name model.yaml's key, never the
+// file's text.
+Status ReadOutputLabels(const std::string& model_dir, const std::string& yaml_path, ModelConfig* config);
+
 Result<ModelSource> ReadModelSource(const std::string& dir, const std::string& name);
 
 // The versions `policy` selects among `on_disk` (ascending), ascending.

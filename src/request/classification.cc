@@ -18,34 +18,15 @@ T Load(const uint8_t* p, int64_t i) {
   return v;
 }
 
-// The value of element i, for ordering, and as the text Triton writes.
-double Value(DataType dtype, const uint8_t* p, int64_t i) {
-  switch (dtype) {
-    case DataType::kBool:
-    case DataType::kUint8: return Load<uint8_t>(p, i);
-    case DataType::kUint16: return Load<uint16_t>(p, i);
-    case DataType::kUint32: return Load<uint32_t>(p, i);
-    case DataType::kUint64: return static_cast<double>(Load<uint64_t>(p, i));
-    case DataType::kInt8: return Load<int8_t>(p, i);
-    case DataType::kInt16: return Load<int16_t>(p, i);
-    case DataType::kInt32: return Load<int32_t>(p, i);
-    case DataType::kInt64: return static_cast<double>(Load<int64_t>(p, i));
-    case DataType::kFp16: return HalfToFloat(Load<uint16_t>(p, i));
-    case DataType::kFp32: return Load<float>(p, i);
-    case DataType::kFp64: return Load<double>(p, i);
-    case DataType::kBytes: return 0;
-  }
-  return 0;
-}
-
-std::string Text(DataType dtype, const uint8_t* p, int64_t i) {
-  switch (dtype) {
-    case DataType::kUint64: return std::to_string(Load<uint64_t>(p, i));
-    case DataType::kInt64: return std::to_string(Load<int64_t>(p, i));
+// Element i as Triton writes it: C's %f for floats, the integer for integer types (64-bit ones exactly).
+std::string Text(const Tensor& t, int64_t i) {
+  switch (t.dtype) {
+    case DataType::kUint64: return std::to_string(Load<uint64_t>(t.data.data(), i));
+    case DataType::kInt64: return std::to_string(Load<int64_t>(t.data.data(), i));
     case DataType::kFp16:
-    case DataType::kFp32: return std::to_string(static_cast<float>(Value(dtype, p, i)));
-    case DataType::kFp64: return std::to_string(Load<double>(p, i));
-    default: return std::to_string(static_cast<int64_t>(Value(dtype, p, i)));
+    case DataType::kFp32: return std::to_string(static_cast<float>(ElementAsDouble(t, i)));
+    case DataType::kFp64: return std::to_string(ElementAsDouble(t, i));
+    default: return std::to_string(static_cast<int64_t>(ElementAsDouble(t, i)));
   }
 }
 
@@ -65,7 +46,7 @@ Tensor Classify(const Tensor& t, const TensorSpec& spec, bool batched, int64_t k
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t base = r * classes;
     for (int64_t c = 0; c < classes; ++c) {
-      double v = Value(t.dtype, t.data.data(), base + c);
+      double v = ElementAsDouble(t, base + c);
       values[c] = std::isnan(v) ? -std::numeric_limits<double>::infinity() : v;  // NaN ranks last
     }
     std::iota(order.begin(), order.end(), 0);
@@ -73,7 +54,7 @@ Tensor Classify(const Tensor& t, const TensorSpec& spec, bool batched, int64_t k
                       [&](int64_t a, int64_t b) { return values[a] > values[b] || (values[a] == values[b] && a < b); });
     for (int64_t j = 0; j < top; ++j) {
       const int64_t c = order[j];
-      std::string element = Text(t.dtype, t.data.data(), base + c) + ":" + std::to_string(c);
+      std::string element = Text(t, base + c) + ":" + std::to_string(c);
       if (static_cast<size_t>(c) < spec.labels.size()) element += ":" + spec.labels[c];
       AppendBytesElement(element, &out.data);
     }

@@ -9,6 +9,8 @@ import pytest
 from conftest import Server, error_of, write_model
 from grpc_client import Client, deserialize_bytes
 from test_pipeline import pipeline_yaml
+from test_image_step import settled
+from test_model_control import wait_for
 from test_protocol import parse_infer_response, wire_to_bytes
 
 LABELS = ["cat", "dog", "bird", "fish", "ünïcode label"]
@@ -121,14 +123,7 @@ def test_labels_file_errors_fail_the_load(tmp_path, start_server, setup, why):
     setup(d)
     write_model(repo, "ok", scores_model(labels=None))
     s = start_server(repo, wait_ready=False)
-    import time
-    deadline = time.monotonic() + 20
-    index = {}
-    while time.monotonic() < deadline:
-        index = {m["name"]: m for m in s.post("/v2/repository/index").json()}
-        if index.get("ok", {}).get("state") == "READY" and "bad" in index:
-            break
-        time.sleep(0.1)
+    index = wait_for(lambda: settled(s, "bad", "ok"), timeout=20, what="both models loaded or failed")
     assert index["bad"]["state"] == "UNAVAILABLE", index
     assert why in index["bad"]["reason"], index["bad"]["reason"]
     assert "root:" not in index["bad"]["reason"]

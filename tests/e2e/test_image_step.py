@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageOps
 
 from conftest import error_of, identity_config, write_model
+from test_model_control import wait_for
 from test_pipeline import pipeline_yaml
 from test_protocol import binary_body, bytes_to_wire, parse_infer_response
 
@@ -266,12 +267,13 @@ def test_bad_configurations_fail_the_load_with_a_reason(tmp_path, start_server, 
     write_model(repo, "bad", image_config(shape, **params))
     write_model(repo, "ok", image_config("[3, 8, 8]"))
     s = start_server(repo, wait_ready=False)
-    import time
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        index = {m["name"]: m for m in s.post("/v2/repository/index").json()}
-        if index.get("bad", {}).get("state") == "UNAVAILABLE" and index.get("ok", {}).get("state") == "READY":
-            break
-        time.sleep(0.1)
+    index = wait_for(lambda: settled(s, "bad", "ok"), timeout=20, what="both models loaded or failed")
     assert index["bad"]["state"] == "UNAVAILABLE", index
     assert why in index["bad"]["reason"], index["bad"]["reason"]
+
+
+def settled(server, bad, ok):
+    """The repository index by name once `bad` has failed and `ok` is ready, else None."""
+    index = {m["name"]: m for m in server.post("/v2/repository/index").json()}
+    done = index.get(bad, {}).get("state") == "UNAVAILABLE" and index.get(ok, {}).get("state") == "READY"
+    return index if done else None
