@@ -172,7 +172,9 @@ Status BatchRun::Setup() {
   }
   RETURN_IF_ERROR(server_->LoadModel(name));
   ASSIGN_OR_RETURN(model_, server_->Resolve(name, -1));
-  const ModelConfig& config = *model_.config;
+  // A transform model applies its transforms itself: its inputs take the columns as they are.
+  ModelConfig config = *model_.config;
+  if (config.kind == kTransformModelKind) config.transforms = Transforms{};
 
   // Columns: CSV reads every column of the header; JSONL only those used.
   std::vector<std::string> columns = reader_->columns();

@@ -84,6 +84,8 @@ class ConfigReader {
 
   // Pipelines: inputs may be `optional: true`.
   void AllowOptionalInputs() { optional_inputs_ = true; }
+  // Outputs may name `columns` (kind: transform).
+  void AllowOutputColumns() { output_columns_ = true; }
 
   Result<double> Double(const YAML::Node& n, const std::string& key) const {
     if (n.IsScalar()) {
@@ -128,6 +130,8 @@ class ConfigReader {
       RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape", "columns", "optional"}));
     } else if (is_input) {
       RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape", "columns"}));
+    } else if (output_columns_) {
+      RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape", "columns", "labels"}));
     } else {
       RETURN_IF_ERROR(OnlyKeys(n, key, {"name", "datatype", "shape", "labels"}));
     }
@@ -182,6 +186,7 @@ class ConfigReader {
  private:
   const std::string& source_;
   bool optional_inputs_ = false;
+  bool output_columns_ = false;
 };
 
 // The rest of a `kind: pipeline` model.yaml (common/pipeline_spec.cc); the

@@ -136,27 +136,43 @@ Status ParseVersionPolicyAndWarmup(const YAML::Node& root, const ConfigReader& r
 Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_name, const ConfigReader& r,
                               bool require_outputs) {
   if (!root.IsMap()) return r.Error("(top level)", "expected a mapping of keys, got " + ConfigReader::Describe(root));
+  bool transform = false;
   if (const YAML::Node& kind = root["kind"]; kind) {
     ASSIGN_OR_RETURN(std::string k, r.String(kind, "kind"));
-    if (k != kBackendModelKind && k != kPipelineModelKind) return r.Error("kind", "expected backend or pipeline");
+    if (k != kBackendModelKind && k != kPipelineModelKind && k != kTransformModelKind) {
+      return r.Error("kind", "expected backend, pipeline or transform");
+    }
     if (k == kPipelineModelKind) {
       ConfigReader pipeline_reader = r;
       ASSIGN_OR_RETURN(ModelConfig c, ParsePipelineConfig(root, model_name, pipeline_reader));
       RETURN_IF_ERROR(ParseVersionPolicyAndWarmup(root, r, &c));
       return c;
     }
+    transform = k == kTransformModelKind;
   }
-  RETURN_IF_ERROR(
-      r.OnlyKeys(root, "",
-                 {"kind", "backend", "max_batch_size", "inputs", "outputs", "instances", "threads", "parameters",
-                  "dynamic_batching", "version_policy", "warmup", "transforms", "execution_timeout_ms"}));
   ModelConfig c;
   c.name = model_name;
-  if (!root["backend"]) return r.Error("backend", "missing (name the backend plugin, e.g. 'backend: torchscript')");
-  ASSIGN_OR_RETURN(c.backend, r.String(root["backend"], "backend"));
-  for (char ch : c.backend) {
-    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_')) {
-      return r.Error("backend", "expected a plugin name of letters, digits and '_'");
+  ConfigReader spec_reader = r;
+  if (transform) {
+    // No weights and no plugin: its outputs name the inputs that fill them (`columns`).
+    RETURN_IF_ERROR(r.OnlyKeys(root, "",
+                               {"kind", "max_batch_size", "inputs", "outputs", "instances", "dynamic_batching",
+                                "version_policy", "warmup", "transforms"}));
+    c.kind = kTransformModelKind;
+    c.backend = kTransformModelKind;
+    spec_reader.AllowOutputColumns();
+    require_outputs = true;
+  } else {
+    RETURN_IF_ERROR(
+        r.OnlyKeys(root, "",
+                   {"kind", "backend", "max_batch_size", "inputs", "outputs", "instances", "threads", "parameters",
+                    "dynamic_batching", "version_policy", "warmup", "transforms", "execution_timeout_ms"}));
+    if (!root["backend"]) return r.Error("backend", "missing (name the backend plugin, e.g. 'backend: torchscript')");
+    ASSIGN_OR_RETURN(c.backend, r.String(root["backend"], "backend"));
+    for (char ch : c.backend) {
+      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_')) {
+        return r.Error("backend", "expected a plugin name of letters, digits and '_'");
+      }
     }
   }
   if (root["max_batch_size"]) {
@@ -170,8 +186,9 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, const std::string& model_n
     ASSIGN_OR_RETURN(int64_t v, r.Int(root["threads"], "threads", 1, kMaxThreads));
     c.threads = static_cast<int>(v);
   }
-  ASSIGN_OR_RETURN(c.inputs, r.Specs(root["inputs"], "inputs", true));
-  ASSIGN_OR_RETURN(c.outputs, r.Specs(root["outputs"], "outputs", false));
+  ASSIGN_OR_RETURN(c.inputs, spec_reader.Specs(root["inputs"], "inputs", true));
+  ASSIGN_OR_RETURN(c.outputs, spec_reader.Specs(root["outputs"], "outputs", false));
+  if (transform && c.inputs.empty()) return r.Error("inputs", "expected at least one input");
   if (c.outputs.empty() && require_outputs) return r.Error("outputs", "expected at least one output");
   if (const YAML::Node& p = root["parameters"]; p && !p.IsNull()) {
     if (!p.IsMap())

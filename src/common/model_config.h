@@ -18,8 +18,9 @@ struct TensorSpec {
   DataType dtype = DataType::kFp32;
   // Excludes the batch dimension when max_batch_size > 0; -1 = any size.
   std::vector<int64_t> shape;
-  // Inputs only, for `berth batch`: the table columns that fill this input,
-  // in order (a one-hot column contributes one value per category).
+  // Inputs, for `berth batch`: the table columns that fill this input, in
+  // order (a one-hot column contributes one value per category). Outputs of
+  // a `kind: transform` model: the inputs that fill this output, the same way.
   std::vector<std::string> columns;
   // Pipelines' inputs only: the request may leave it out (the steps that
   // need it are skipped).
@@ -57,11 +58,14 @@ struct VersionPolicy {
   std::vector<int64_t> specific;  // kSpecific: exactly these
 };
 
-// The kinds of model (model.yaml's `kind`): one a backend plugin runs, and a
-// pipeline of other models (common/pipeline_spec.h); the repository's loader
-// builds each kind its own way.
+// The kinds of model (model.yaml's `kind`): one a backend plugin runs, a
+// pipeline of other models (common/pipeline_spec.h), and a table transform
+// with no weights (transform/transform_instance.h: the `transforms` of
+// `berth batch` as a model, so pipelines preprocess online the same way);
+// the repository's loader builds each kind its own way.
 inline constexpr const char* kBackendModelKind = "backend";
 inline constexpr const char* kPipelineModelKind = "pipeline";
+inline constexpr const char* kTransformModelKind = "transform";
 
 struct PipelineSpec;
 

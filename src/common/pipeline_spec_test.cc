@@ -78,7 +78,7 @@ TEST(PipelineSpecTest, ErrorsNameTheKey) {
   }
   auto kind = ParseModelConfig("kind: ensemble\n", "p", "p/model.yaml");
   ASSERT_FALSE(kind.ok());
-  EXPECT_EQ(kind.status().message(), "p/model.yaml: kind: expected backend or pipeline");
+  EXPECT_EQ(kind.status().message(), "p/model.yaml: kind: expected backend, pipeline or transform");
 }
 
 Tensor Floats(std::vector<float> v) {

@@ -165,7 +165,8 @@ Result<std::vector<std::string>> RepositoryBackends(const std::string& model_rep
   for (const auto& name : names) {
     Result<ModelSource> source = ReadModelSource(model_repository + "/" + name, name);
     if (!source.ok()) return source.status().WithContext("model '" + name + "'");
-    if (source->config.pipeline) continue;  // its steps are this repository's models (or remote): no plugin
+    // Pipelines (their steps are this repository's models, or remote) and transforms need no plugin.
+    if (source->config.kind != kBackendModelKind) continue;
     Result<ResolvedModel> m = ResolveModel(*source, -1, &registry);
     if (!m.ok()) return m.status().WithContext("model '" + name + "'");
     backends.insert(m->config.backend);

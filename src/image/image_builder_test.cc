@@ -74,17 +74,22 @@ TEST_F(ImageBuilderTest, MissingPluginNamesTheModel) {
       << layers.status().message();
 }
 
-TEST_F(ImageBuilderTest, PipelinesShipWithTheirStepModelsAndNoPluginOfTheirOwn) {
+TEST_F(ImageBuilderTest, PipelinesAndTransformsShipWithNoPluginOfTheirOwn) {
   fs::create_directories(repo_ / "gateway" / "1");
   std::ofstream(repo_ / "gateway" / "model.yaml")
       << "kind: pipeline\nmax_batch_size: 4\ninputs:\n  - {name: x, datatype: FP32, shape: [2]}\n"
          "outputs:\n  - {name: y, from: e.y}\nsteps:\n  - {name: e, model: echo, inputs: {x: $in.x}}\n";
+  fs::create_directories(repo_ / "prep" / "1");
+  std::ofstream(repo_ / "prep" / "model.yaml")
+      << "kind: transform\nmax_batch_size: 4\ninputs:\n  - {name: a, datatype: BYTES, shape: [1]}\n"
+         "outputs:\n  - {name: f, datatype: FP32, shape: [1], columns: [a]}\n";
   Result<std::vector<std::string>> backends = RepositoryBackends(repo_.string(), BERTH_TEST_BACKEND_DIR);
   ASSERT_TRUE(backends.ok()) << backends.status().message();
   EXPECT_EQ(*backends, std::vector<std::string>{"identity"});
   Result<std::vector<LayerSpec>> layers = PlanImageLayers(options_, LibrarySearchPath::System());
   ASSERT_TRUE(layers.ok()) << layers.status().message();
   EXPECT_NE(Find(layers->back(), "models/gateway/model.yaml"), nullptr);
+  EXPECT_NE(Find(layers->back(), "models/prep/model.yaml"), nullptr);
 }
 
 TEST_F(ImageBuilderTest, RepositoryWithoutModelsIsRefused) {

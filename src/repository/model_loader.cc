@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "scheduler/instance_pool.h"
+#include "transform/transform_instance.h"
 
 namespace fs = std::filesystem;
 
@@ -122,6 +123,13 @@ ModelLoader::ModelLoader(Options options) : options_(std::move(options)) {
                [this](const ModelSource& source, int64_t version, std::shared_ptr<ModelMetrics> metrics) {
                  return LoadBackendModel(source, version, std::move(metrics));
                });
+  RegisterKind(kTransformModelKind, [this](const ModelSource& source, int64_t version,
+                                           std::shared_ptr<ModelMetrics> metrics) {
+    return BuildPool(source.config, version, std::move(metrics), [&](int) -> Result<std::unique_ptr<ModelInstance>> {
+      ASSIGN_OR_RETURN(std::unique_ptr<TransformInstance> t, TransformInstance::Create(source.config));
+      return std::unique_ptr<ModelInstance>(std::move(t));
+    });
+  });
 }
 
 void ModelLoader::RegisterKind(const std::string& kind, SchedulerFactory factory) { kinds_[kind] = std::move(factory); }
@@ -129,24 +137,35 @@ void ModelLoader::RegisterKind(const std::string& kind, SchedulerFactory factory
 Result<ModelLoader::Built> ModelLoader::LoadBackendModel(const ModelSource& source, int64_t version,
                                                          std::shared_ptr<ModelMetrics> metrics) const {
   ASSIGN_OR_RETURN(ResolvedModel resolved, ResolveModel(source, version, options_.backends));
+  Backend* backend = resolved.backend->backend.get();
+  return BuildPool(resolved.config, resolved.version, std::move(metrics),
+                   [&](int i) -> Result<std::unique_ptr<ModelInstance>> {
+                     try {
+                       return backend->CreateInstance(ToBackendConfig(resolved, i));
+                     } catch (const std::exception& e) {
+                       return Internal(std::string("backend threw: ") + e.what());
+                     } catch (...) {
+                       return Internal("backend threw an exception");
+                     }
+                   });
+}
+
+Result<ModelLoader::Built> ModelLoader::BuildPool(ModelConfig config, int64_t version,
+                                                  std::shared_ptr<ModelMetrics> metrics,
+                                                  const MakeInstance& make_instance) const {
   InstancePool::Options pool;
-  pool.version = resolved.version;
+  pool.version = version;
   pool.metrics = std::move(metrics);
   pool.inline_max_us = options_.inline_max_us;
   pool.execution_timeout_ms =
-      resolved.config.execution_timeout_ms >= 0 ? resolved.config.execution_timeout_ms : options_.execution_timeout_ms;
-  for (int i = 0; i < resolved.config.instances; ++i) {
-    Result<std::unique_ptr<ModelInstance>> instance = Internal("backend threw an exception");
-    try {
-      instance = resolved.backend->backend->CreateInstance(ToBackendConfig(resolved, i));
-    } catch (const std::exception& e) {
-      instance = Internal(std::string("backend threw: ") + e.what());
-    }
+      config.execution_timeout_ms >= 0 ? config.execution_timeout_ms : options_.execution_timeout_ms;
+  for (int i = 0; i < config.instances; ++i) {
+    Result<std::unique_ptr<ModelInstance>> instance = make_instance(i);
     if (!instance.ok()) return instance.status();
     pool.instances.push_back(std::move(instance).value());
   }
   Built built;
-  built.config = std::make_shared<const ModelConfig>(std::move(resolved.config));
+  built.config = std::make_shared<const ModelConfig>(std::move(config));
   pool.config = built.config;
   ASSIGN_OR_RETURN(built.scheduler, InstancePool::Create(std::move(pool)));
   return built;

@@ -1,7 +1,8 @@
 // Loading one model version: from a ModelSource (one read of the model
 // directory) to what serves it, built by a scheduler factory chosen by the
 // model's kind. Backend models resolve their plugin and model file and run
-// on an InstancePool; other kinds (pipelines) register factories of their own.
+// on an InstancePool, as transforms do on TransformInstances; other kinds
+// (pipelines) register factories of their own.
 #pragma once
 
 #include <functional>
@@ -64,7 +65,7 @@ class ModelLoader {
     WarmUp warmup;                        // none: versions serve without warm-up
   };
 
-  // Knows the "backend" kind; more kinds with RegisterKind.
+  // Knows the "backend" and "transform" kinds; more kinds with RegisterKind.
   explicit ModelLoader(Options options);
 
   // Call before the first Load.
@@ -77,6 +78,11 @@ class ModelLoader {
  private:
   Result<Built> LoadBackendModel(const ModelSource& source, int64_t version,
                                  std::shared_ptr<ModelMetrics> metrics) const;
+  // An InstancePool of config.instances executors made by `make_instance`
+  // (called with 0 .. instances - 1).
+  using MakeInstance = std::function<Result<std::unique_ptr<ModelInstance>>(int instance_index)>;
+  Result<Built> BuildPool(ModelConfig config, int64_t version, std::shared_ptr<ModelMetrics> metrics,
+                          const MakeInstance& make_instance) const;
 
   Options options_;
   std::map<std::string, SchedulerFactory> kinds_;
