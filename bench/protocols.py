@@ -20,9 +20,7 @@ import argparse
 import json
 import os
 import pathlib
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,14 +30,10 @@ import time
 
 import requests
 
+from loopback import children_cpu_s, free_port, wrk_infer
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def openssl(*args, cwd):
@@ -112,24 +106,6 @@ def berth_bench(berth, url, args, duration, warmup, connections):
     return {"rps": r["throughput_rps"], "p50_us": r["p50_us"], "p99_us": r["p99_us"], "errors": r["errors"]}
 
 
-def wrk(url, body_file, duration, connections, threads=2):
-    env = dict(os.environ, BENCH_BODY_FILE=str(body_file))
-    p = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration))}s",
-                        "-s", str(ROOT / "bench" / "infer.lua"), url + "/v2/models/mlp/infer"],
-                       capture_output=True, text=True, env=env, timeout=duration + 60)
-    m = re.search(r"BENCH_WRK (.*)", p.stdout)
-    if p.returncode != 0 or not m:
-        return {"error": (p.stderr or p.stdout).strip()[:300]}
-    kv = dict(x.split("=") for x in m.group(1).split())
-    errors = sum(int(kv[k]) for k in ("connect", "read", "write", "status", "timeout"))
-    return {"rps": int(kv["requests"]) / (int(kv["duration_us"]) / 1e6), "p50_us": int(kv["lat_p50_us"]),
-            "p99_us": int(kv["lat_p99_us"]), "errors": errors}
-
-
-def children_cpu_s():
-    import resource
-    u = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return u.ru_utime + u.ru_stime
 
 
 def python_grpc(target, duration, warmup, connections, ca=None):
@@ -229,8 +205,8 @@ def main():
          lambda: berth_bench(a.berth, tls.grpc_url, ["--protocol", "grpc", "--cacert", str(ca)], d, w, c)),
     ]
     if have_wrk:
-        runs += [("http-json", "wrk", plain, lambda: wrk(plain.url, body, d, c)),
-                 ("https-json", "wrk", tls, lambda: wrk(tls.url, body, d, c))]
+        runs += [("http-json", "wrk", plain, lambda: wrk_infer(plain.url + "/v2/models/mlp/infer", body, d, c)),
+                 ("https-json", "wrk", tls, lambda: wrk_infer(tls.url + "/v2/models/mlp/infer", body, d, c))]
     if a.only:
         runs = [r for r in runs if r[0] in a.only.split(",")]
     results = {}

@@ -48,4 +48,5 @@ bash bench/batch.sh --smoke
 bash bench/soak.sh --smoke
 bash bench/protocols.sh --smoke
 bash bench/pipelines.sh --smoke
+bash bench/remote_hop.sh --smoke
 echo "== all tests passed"
