@@ -11,7 +11,7 @@ PKGS=(
   python3-torch python3-numpy python3-pytest python3-requests python3-xgboost python3-onnx
   python3-prometheus-client python3-pil dataset-fashion-mnist
   libssl-dev zlib1g-dev libarchive-dev binutils libjemalloc-dev
-  podman runc skopeo umoci docker-registry uidmap
+  podman runc skopeo umoci docker-registry uidmap catatonit
   clang libclang-rt-14-dev strace
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-grpc-tools openssl
 )
