@@ -42,6 +42,13 @@ struct BatchOptions {
   double checkpoint_secs = 2.0;         // ...and this often
   size_t max_record_bytes = 64u << 20;
   size_t block_bytes = 1u << 20;  // read size
+  // --shard I/N: only the records that start in the I-th of N equal byte
+  // ranges of the input's data (cut points moved forward to the next record
+  // start, found by reading the file as a single run would, so a quoted
+  // newline is never taken for a record's end). Every file the run writes
+  // is named FILE.part-I; MergeShards joins the parts. 0 = not sharded.
+  int64_t shard_count = 0;
+  int64_t shard_index = 0;
 };
 
 struct BatchSummary {
@@ -65,5 +72,26 @@ struct BatchSummary {
 // errors: they are counted in the summary, whose ok() says whether they stay
 // within --max-rejects.
 Result<BatchSummary> RunBatch(const BatchOptions& options);
+
+// `berth batch merge`: the parts of a sharded run joined into the files a
+// single run writes, byte for byte (the output, and the rejects with their
+// original line numbers).
+struct MergeOptions {
+  std::string out;         // OUT: the parts are OUT.part-0 ... OUT.part-{N-1}
+  std::string rejects;     // "" = OUT.rejects.csv / OUT.rejects.jsonl, as RunBatch names it
+  std::string out_format;  // csv | jsonl; "" = from OUT's extension
+  int64_t shards = 0;      // N
+};
+
+struct MergeSummary {
+  int64_t parts = 0;
+  uint64_t out_bytes = 0, rejects_bytes = 0;
+  std::string text;  // one line for the terminal
+};
+
+// Every part must be there and finished (no FILE.part-I.partial or
+// checkpoint beside it) and have the same header; the merged files are
+// written as FILE.partial and renamed, the parts are kept.
+Result<MergeSummary> MergeShards(const MergeOptions& options);
 
 }  // namespace berth

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <simdjson.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,6 +148,35 @@ Status PartialFile::Commit() {
     return ErrnoStatus(errno, path_ + ": cannot rename " + partial + " to it");
   }
   return SyncParentDirectory(path_);
+}
+
+Result<std::unique_ptr<OutputLock>> OutputLock::Acquire(const std::string& path) {
+  const std::string lock = path + ".lock";
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return ErrnoStatus(errno, path + ": cannot write (" + lock + ")");
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) {
+        return FailedPrecondition(path + ": another berth batch is writing it (" + lock + " is locked)");
+      }
+      return ErrnoStatus(err, lock + ": cannot lock");
+    }
+    // The holder before us may have removed the file between our open and our lock: then lock the new one.
+    struct stat held, named;
+    if (::fstat(fd, &held) == 0 && ::stat(lock.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
+        held.st_ino == named.st_ino) {
+      return std::unique_ptr<OutputLock>(new OutputLock(lock, fd));
+    }
+    ::close(fd);
+  }
+  return FailedPrecondition(lock + ": cannot lock (it keeps being replaced)");
+}
+
+OutputLock::~OutputLock() {
+  ::unlink(lock_path_.c_str());
+  ::close(fd_);
 }
 
 }  // namespace berth

@@ -51,4 +51,20 @@ class PartialFile {
   uint64_t size_;
 };
 
+// Held while a run writes PATH: PATH.lock, flock()ed. A second `berth
+// batch` writing the same files (Kubernetes starting a Job index twice, a
+// retried command) fails at once instead of writing into the first one's.
+// The lock goes with the process, however it ends; the file is removed when
+// the holder lets go.
+class OutputLock {
+ public:
+  static Result<std::unique_ptr<OutputLock>> Acquire(const std::string& path);
+  ~OutputLock();
+
+ private:
+  OutputLock(std::string lock_path, int fd) : lock_path_(std::move(lock_path)), fd_(fd) {}
+  std::string lock_path_;
+  int fd_;
+};
+
 }  // namespace berth

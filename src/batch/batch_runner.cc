@@ -24,6 +24,7 @@
 #include "batch/record_batch.h"
 #include "batch/record_reader.h"
 #include "batch/row_writer.h"
+#include "batch/shards.h"
 #include "berth/batch.h"
 #include "common/json_writer.h"
 #include "common/pipeline_spec.h"
@@ -67,7 +68,10 @@ class BatchRun {
   const BatchOptions& o_;
   TableFormat in_format_ = TableFormat::kCsv;
   std::string model_dir_;
+  std::string out_path_;  // --out, or its part (--shard)
   std::string rejects_path_;
+  std::unique_ptr<OutputLock> lock_;
+  ShardRange shard_;
   std::unique_ptr<InferenceServer> server_;  // the same request path `berth serve` runs
   ServedModel model_;
   std::unique_ptr<RecordReader> reader_;
@@ -132,8 +136,16 @@ Status BatchRun::Setup() {
   ASSIGN_OR_RETURN(TableFormat out_format, ResolveTableFormat(o_.out_format, o_.out, "--format"));
   rejects_path_ =
       o_.rejects.empty() ? o_.out + (out_format == TableFormat::kCsv ? ".rejects.csv" : ".rejects.jsonl") : o_.rejects;
+  out_path_ = o_.out;
+  if (o_.shard_count > 0) {
+    if (o_.shard_index < 0 || o_.shard_index >= o_.shard_count) {
+      return InvalidArgument("--shard: expected I/N with 0 <= I < N");
+    }
+    out_path_ = ShardPath(o_.out, o_.shard_index);
+    rejects_path_ = ShardPath(rejects_path_, o_.shard_index);
+  }
   // Never write over the input or one output with the other (the same file by any path or link).
-  const std::string* files[] = {&o_.in, &o_.out, &rejects_path_};
+  const std::string* files[] = {&o_.in, &out_path_, &rejects_path_};
   for (int i = 0; i < 3; ++i) {
     for (int j = i + 1; j < 3; ++j) {
       if (SameFile(*files[i], *files[j])) {
@@ -142,6 +154,8 @@ Status BatchRun::Setup() {
       }
     }
   }
+
+  ASSIGN_OR_RETURN(lock_, OutputLock::Acquire(out_path_));
 
   RecordReader::Options ro;
   ro.block_bytes = o_.block_bytes;
@@ -211,9 +225,16 @@ Status BatchRun::Setup() {
   window_ =
       static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(2 * config.instances + 2, config.max_queue_size - 1)));
 
+  shard_.begin = reader_->data_offset();
+  shard_.begin_line = reader_->data_line();
+  if (o_.shard_count > 0) {
+    ASSIGN_OR_RETURN(shard_, FindShardRange(reader_.get(), o_.shard_index, o_.shard_count));
+    RETURN_IF_ERROR(reader_->Seek(shard_.begin, shard_.begin_line));
+  }
+
   // Resume from the checkpoint, or start fresh.
   Checkpointer::Options co;
-  co.out = o_.out;
+  co.out = out_path_;
   co.rejects = rejects_path_;
   co.fingerprint = Fingerprint();
   co.every_rows = o_.checkpoint_rows;
@@ -222,7 +243,8 @@ Status BatchRun::Setup() {
   if (o_.resume) {
     ASSIGN_OR_RETURN(ckpt, Checkpointer::Load(co));
     if (!ckpt)
-      std::fprintf(stderr, "berth batch: no checkpoint (%s.checkpoint); starting from the beginning\n", o_.out.c_str());
+      std::fprintf(stderr, "berth batch: no checkpoint (%s.checkpoint); starting from the beginning\n",
+                   out_path_.c_str());
   }
   if (ckpt) {
     ASSIGN_OR_RETURN(files_, Checkpointer::Resume(co, *ckpt));
@@ -233,9 +255,9 @@ Status BatchRun::Setup() {
     counters_.offset = ckpt->input_offset;
     resumed_ = true;
   } else {
-    ASSIGN_OR_RETURN(files_, Checkpointer::Start(co, writer_->Header(), writer_->RejectsHeader(),
-                                                 reader_->data_offset(), reader_->data_line()));
-    counters_.offset = reader_->data_offset();
+    ASSIGN_OR_RETURN(
+        files_, Checkpointer::Start(co, writer_->Header(), writer_->RejectsHeader(), shard_.begin, shard_.begin_line));
+    counters_.offset = shard_.begin;
   }
   OrderedWriter::Options wo;
   wo.rows = &*writer_;
@@ -257,14 +279,14 @@ std::string BatchRun::Fingerprint() const {
   ::stat(o_.in.c_str(), &st);
   struct stat yaml {};
   ::stat((model_dir_ + "/model.yaml").c_str(), &yaml);
-  std::string fp = "in=" + std::filesystem::absolute(o_.in).string() + " size=" + std::to_string(st.st_size) +
-                   " mtime=" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
-                   " in_format=" + (in_format_ == TableFormat::kCsv ? "csv" : "jsonl") +
-                   " rejects=" + std::filesystem::absolute(rejects_path_).string() +
-                   " model_yaml=" + std::to_string(yaml.st_size) + "@" + std::to_string(yaml.st_mtim.tv_sec) + "." +
-                   std::to_string(yaml.st_mtim.tv_nsec) + " model=" + model_.name + "/" +
-                   std::to_string(model_.version) +
-                   " out=" + (writer_->format() == TableFormat::kCsv ? "csv" : "jsonl") + " keep=";
+  std::string fp =
+      "in=" + std::filesystem::absolute(o_.in).string() + " size=" + std::to_string(st.st_size) +
+      " mtime=" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
+      " in_format=" + (in_format_ == TableFormat::kCsv ? "csv" : "jsonl") +
+      " rejects=" + std::filesystem::absolute(rejects_path_).string() + " model_yaml=" + std::to_string(yaml.st_size) +
+      "@" + std::to_string(yaml.st_mtim.tv_sec) + "." + std::to_string(yaml.st_mtim.tv_nsec) + " model=" + model_.name +
+      "/" + std::to_string(model_.version) + " out=" + (writer_->format() == TableFormat::kCsv ? "csv" : "jsonl") +
+      " shard=" + std::to_string(o_.shard_index) + "/" + std::to_string(o_.shard_count) + " keep=";
   for (const auto& k : o_.keep) fp += k + ";";
   return fp;
 }
@@ -291,7 +313,7 @@ Status BatchRun::Produce() {
     // of bad records is bounded (and checkpointed) like any other.
     while (static_cast<int64_t>(b->entries.size()) < batch_rows_) {
       ASSIGN_OR_RETURN(bool any, reader_->Next(&rec));
-      if (!any) {
+      if (!any || rec.offset >= shard_.end) {  // the end of the file, or of this shard
         eof = true;
         break;
       }
@@ -397,7 +419,7 @@ BatchSummary BatchRun::Summarize() {
   s.bytes_read = counters_.offset - start_offset_;
   s.seconds = Since(start_);
   s.resumed = resumed_;
-  s.out_path = o_.out;
+  s.out_path = out_path_;
   s.rejects_path = rejects_path_;
   s.ok_ = s.rows_rejected <= o_.max_rejects;
   double model_s = model_.metrics->compute_us.load() / 1e6;
@@ -410,7 +432,7 @@ BatchSummary BatchRun::Summarize() {
                 static_cast<long long>(s.rows_rejected), resumed_ ? " (resumed)" : "", s.seconds,
                 s.seconds > 0 ? (s.rows_read - resume_rows_) / s.seconds : 0, s.bytes_read / 1e6 / s.seconds,
                 produce_busy_, model_s, static_cast<unsigned long long>(executions), ordered_->busy_seconds(),
-                o_.out.c_str(), rejects_path_.c_str());
+                out_path_.c_str(), rejects_path_.c_str());
   s.text = line;
   JsonWriter w(&s.json);
   w.BeginObject();
@@ -437,7 +459,7 @@ BatchSummary BatchRun::Summarize() {
   w.Key("resumed");
   w.Bool(resumed_);
   w.Key("output");
-  w.String(o_.out);
+  w.String(out_path_);
   w.Key("rejects");
   w.String(rejects_path_);
   w.EndObject();

@@ -31,16 +31,42 @@ void DrawProgressBar(const BatchProgress& p) {
   std::fflush(stderr);
 }
 
+// "I/N" -> (I, N) with 0 <= I < N <= 1,000,000.
+bool ParseShard(const std::string& text, int64_t* index, int64_t* count) {
+  size_t slash = text.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == text.size()) return false;
+  auto digits = [](const std::string& s, int64_t* v) {
+    if (s.empty() || s.size() > 7 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+    *v = std::stoll(s);
+    return true;
+  };
+  return digits(text.substr(0, slash), index) && digits(text.substr(slash + 1), count) && *count >= 1 &&
+         *count <= 1'000'000 && *index < *count;
+}
+
 }  // namespace
 
 Subcommand AddBatchCommand(CLI::App& parent) {
   auto o = std::make_shared<BatchOptions>();
   auto progress = std::make_shared<std::string>("auto");
+  auto shard = std::make_shared<std::string>();
   auto* app = parent.add_subcommand("batch", "Run a model over a CSV or JSON Lines file, streaming, losing no row");
-  app->add_option("model_dir", o->model_dir, "Model directory (holding model.yaml and version directories)")
-      ->required();
-  app->add_option("--in", o->in, "Input file (.csv, or .jsonl/.ndjson for JSON Lines)")->required();
-  app->add_option("--out", o->out, "Output file; written as OUT.partial and renamed when the run ends")->required();
+  auto m = std::make_shared<MergeOptions>();
+  auto* merge = app->add_subcommand("merge", "Join the parts of a sharded run (--shard I/N) into one output");
+  merge->add_option("--out", m->out, "The run's --out; the parts are OUT.part-0 ... OUT.part-{N-1}")->required();
+  merge->add_option("--shards", m->shards, "N, the number of shards of the run")
+      ->required()
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
+  merge->add_option("--rejects", m->rejects, "The run's --rejects (default: OUT.rejects.csv)");
+  merge->add_option("--format", m->out_format, "csv or jsonl (default: from --out's extension)")
+      ->check(CLI::IsMember({"csv", "jsonl"}));
+  // Required unless `merge` runs: checked below, so that `berth batch merge` needs no model.
+  app->add_option("model_dir", o->model_dir, "Model directory (holding model.yaml and version directories)");
+  app->add_option("--in", o->in, "Input file (.csv, or .jsonl/.ndjson for JSON Lines)");
+  app->add_option("--out", o->out, "Output file; written as OUT.partial and renamed when the run ends");
+  app->add_option("--shard", *shard,
+                  "I/N: only the I-th of N parts of the input (0-based; records are never split), written as "
+                  "OUT.part-I; join the parts with `berth batch merge`");
   app->add_option("--rejects", o->rejects, "Rejected records with line and reason (default: OUT.rejects.csv)");
   app->add_option("--keep", o->keep, "Input columns copied verbatim in front of the outputs (comma-separated)")
       ->delimiter(',');
@@ -71,7 +97,29 @@ Subcommand AddBatchCommand(CLI::App& parent) {
   app->add_option("--block-bytes", o->block_bytes, "Read size")
       ->capture_default_str()
       ->check(CLI::Range(size_t{4096}, size_t{1} << 30));
-  return {app, [o, progress]() {
+  return {app, [o, progress, shard, m, merge]() {
+            if (merge->parsed()) {
+              auto merged = MergeShards(*m);
+              if (!merged.ok()) {
+                std::cerr << "berth batch merge: " << merged.status().message() << "\n";
+                return 1;
+              }
+              std::cerr << merged->text << "\n";
+              return 0;
+            }
+            for (const auto& [value, flag] : {std::pair<const std::string*, const char*>{&o->model_dir, "model_dir"},
+                                              {&o->in, "--in"},
+                                              {&o->out, "--out"}}) {
+              if (value->empty()) {
+                std::cerr << "berth batch: " << flag << " is required\n";
+                return 2;
+              }
+            }
+            if (!shard->empty() && !ParseShard(*shard, &o->shard_index, &o->shard_count)) {
+              std::cerr << "berth batch: --shard: expected I/N with 0 <= I < N (e.g. 0/4 ... 3/4), got '"
+                        << shard->substr(0, 32) << "'\n";
+              return 2;
+            }
             bool bar = *progress == "bar" || (*progress == "auto" && ::isatty(STDERR_FILENO));
             if (*progress == "json") {
               o->on_progress = PrintJsonProgress;
