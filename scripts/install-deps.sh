@@ -9,7 +9,7 @@ PKGS=(
   libgtest-dev libgmock-dev libfast-float-dev python3-pandas
   libtorch-dev libopenblas0-pthread libxgboost-dev libopencv-dnn-dev libopencv-imgcodecs-dev
   python3-torch python3-numpy python3-pytest python3-requests python3-xgboost python3-onnx
-  python3-prometheus-client python3-pil dataset-fashion-mnist
+  python3-prometheus-client python3-pil python3-yaml dataset-fashion-mnist
   libssl-dev zlib1g-dev libarchive-dev binutils libjemalloc-dev
   podman runc skopeo umoci docker-registry uidmap catatonit
   clang libclang-rt-14-dev strace
@@ -29,4 +29,16 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The manifest tests validate `berth deploy` output with npm's kubernetes-models
+# (tests/k8s/package-lock.json pins it; installed into tests/k8s/node_modules).
+if ! command -v npm >/dev/null; then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [[ ! -d $ROOT/tests/k8s/node_modules/kubernetes-models ]]; then
+  npm ci --prefix "$ROOT/tests/k8s" --no-audit --no-fund --loglevel=error
 fi

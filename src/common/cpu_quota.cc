@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 #include <thread>
 
@@ -50,6 +51,12 @@ std::optional<double> ParseCgroupV1Quota(std::string_view quota, std::string_vie
   return *q / *p;
 }
 
+std::optional<double> ParseMillicores(std::string_view text) {
+  auto v = ToNumber(text);
+  if (!v || *v <= 0 || *v > 1e9 || *v != std::floor(*v)) return std::nullopt;
+  return *v / 1000;
+}
+
 int ThreadsFor(double cpus) { return std::max(1, static_cast<int>(std::ceil(cpus - 1e-9))); }
 
 CpuBudget DetectCpuBudget() {
@@ -77,6 +84,17 @@ CpuBudget DetectCpuBudget() {
     std::ostringstream ss;
     ss << *quota << " CPUs from the " << where << " quota";
     b.source = ss.str();
+  }
+  // Kubernetes' downward API (`berth deploy` sets it from limits.cpu, divisor 1m), for runtimes whose
+  // cgroup the container cannot read.
+  if (const char* env = std::getenv(kCpuLimitEnv)) {
+    auto limit = ParseMillicores(env);
+    if (limit && *limit < b.cpus) {
+      b.cpus = *limit;
+      std::ostringstream ss;
+      ss << *limit << " CPUs from " << kCpuLimitEnv << " (the pod's CPU limit)";
+      b.source = ss.str();
+    }
   }
   return b;
 }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 namespace berth {
 namespace {
 
@@ -12,6 +14,17 @@ TEST(CpuQuotaTest, ParsesCgroupFiles) {
   EXPECT_FALSE(ParseCgroupV2CpuMax("garbage").has_value());
   EXPECT_EQ(ParseCgroupV1Quota("150000\n", "100000\n"), 1.5);
   EXPECT_FALSE(ParseCgroupV1Quota("-1\n", "100000\n").has_value());
+}
+
+TEST(CpuQuotaTest, PodCpuLimitFromTheDownwardApi) {
+  EXPECT_EQ(ParseMillicores("1500"), 1.5);
+  EXPECT_EQ(ParseMillicores("1\n"), 0.001);
+  for (const char* bad : {"", "0", "-5", "1.5", "2Gi", "1e99"}) EXPECT_FALSE(ParseMillicores(bad).has_value()) << bad;
+  ::setenv(kCpuLimitEnv, "1000", 1);
+  CpuBudget b = DetectCpuBudget();
+  ::unsetenv(kCpuLimitEnv);
+  EXPECT_EQ(b.cpus, 1.0);
+  EXPECT_NE(b.source.find(kCpuLimitEnv), std::string::npos) << b.source;
 }
 
 TEST(CpuQuotaTest, ThreadsRoundUpAndNeverZero) {

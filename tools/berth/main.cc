@@ -10,6 +10,7 @@
 #include "berth/server.h"
 #include "build_command.h"
 #include "common/logging.h"
+#include "deploy_command.h"
 
 int main(int argc, char** argv) {
   // Each executor sizes its own intra-op threads (model.yaml `threads`); an
@@ -122,6 +123,7 @@ int main(int argc, char** argv) {
   berth::Subcommand bench = berth::AddBenchCommand(app);
   berth::Subcommand batch = berth::AddBatchCommand(app);
   berth::Subcommand build = berth::AddBuildCommand(app), dockerfile = berth::AddDockerfileCommand(app);
+  berth::Subcommand deploy = berth::AddDeployCommand(app);
 
   auto* help = app.add_subcommand("help", "Show this help");
 
@@ -142,7 +144,7 @@ int main(int argc, char** argv) {
   }
   if (bench.app->parsed()) return bench.run();
   if (batch.app->parsed()) return batch.run();
-  for (auto* c : {&build, &dockerfile}) {
+  for (auto* c : {&build, &dockerfile, &deploy}) {
     if (c->app->parsed()) return c->run();
   }
   if (inspect->parsed()) {

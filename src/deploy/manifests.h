@@ -1,0 +1,61 @@
+// `berth deploy`: Kubernetes manifests for an image `berth build` made. The
+// model repository the image was built from is read to name and size
+// things (CPU from each model's instances x threads, memory and the startup
+// probe's budget from the model files); the models themselves live in the
+// image. The same inputs always give the same bytes.
+//
+// k8s: Deployment (restricted Pod Security, Guaranteed QoS, probes on the
+//      v2 health endpoints, a preStop sleep that needs no shell, the CPU
+//      limit passed to berth through the downward API, spread across
+//      zones, Prometheus annotations) + Service + HorizontalPodAutoscaler
+//      (autoscaling/v2, CPU) + PodDisruptionBudget (policy/v1).
+// job: an Indexed Job running `berth batch --shard $(JOB_COMPLETION_INDEX)/N`
+//      over a shared volume, each index safe to run again (--resume, and a
+//      second run of one index is refused while the first holds its lock).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "berth/status.h"
+
+namespace berth {
+
+struct DeployOptions {
+  std::string image;             // required: the reference `berth build -t` was given
+  std::string model_repository;  // required: the repository the image holds
+  std::string name;              // "" = the image's name (registry/team/NAME:tag), made a DNS label
+  std::string namespace_name;    // "" = none (kubectl's current namespace)
+  std::string cpu, memory;       // "" = derived from the repository (requests = limits)
+  // k8s
+  int64_t replicas = 2, min_replicas = 2, max_replicas = 10;
+  int64_t target_cpu_percent = 70;
+  std::string token_secret;  // a Secret with keys admin-token and inference-token, mounted read-only
+  int64_t shutdown_grace_secs = 10;
+  int64_t prestop_secs = 5;
+  // job
+  std::string model;    // the repository's model (or pipeline) to run
+  std::string in, out;  // paths inside the data volume's mount
+  int64_t shards = 0;
+  int64_t parallelism = 0;     // 0 = shards
+  std::string data_claim;      // a PersistentVolumeClaim holding the files, or
+  std::string data_host_path;  // a host directory (single-node clusters, podman kube play)
+  std::string data_mount = "/data";
+};
+
+// What the repository says about sizing.
+struct RepositorySizing {
+  double cpus = 0;           // sum over backend models of instances x threads
+  uint64_t model_bytes = 0;  // the highest version's files, x instances
+  int64_t models = 0;
+  std::string Cpu() const;         // the CPU quantity ("2", "500m"): at least 1
+  std::string Memory() const;      // 256Mi + 2x the model bytes, in 64Mi steps
+  int64_t StartupSeconds() const;  // 30 s + 1 s per 20 MB of model files
+};
+// `only`: size that model alone ("" = every model).
+Result<RepositorySizing> SizeRepository(const std::string& model_repository, const std::string& only = "");
+
+Result<std::string> KubernetesManifests(const DeployOptions& options);
+Result<std::string> BatchJobManifest(const DeployOptions& options);
+
+}  // namespace berth

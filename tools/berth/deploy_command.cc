@@ -1,0 +1,83 @@
+#include "deploy_command.h"
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "common/file_util.h"
+#include "deploy/manifests.h"
+
+namespace berth {
+namespace {
+
+void CommonFlags(CLI::App* app, DeployOptions* o, std::string* out) {
+  app->add_option("--image", o->image, "The image berth build made (its -t reference)")->required();
+  app->add_option("--model-repository", o->model_repository, "The repository the image was built from")->required();
+  app->add_option("--name", o->name, "Name of the objects (default: from the image's name)");
+  app->add_option("--namespace", o->namespace_name, "Namespace (default: none, kubectl's current one)");
+  app->add_option("--cpu", o->cpu, "CPU request = limit (default: the models' instances x threads, at least 1)");
+  app->add_option("--memory", o->memory, "Memory request = limit (default: 256Mi + 2x the model files)");
+  app->add_option("-o,--output", *out, "A directory to write NAME.yaml into, or - for stdout")->capture_default_str();
+}
+
+}  // namespace
+
+Subcommand AddDeployCommand(CLI::App& parent) {
+  auto o = std::make_shared<DeployOptions>();
+  auto out = std::make_shared<std::string>("-");
+  auto* app = parent.add_subcommand("deploy", "Write Kubernetes manifests for an image berth build made");
+  app->require_subcommand(1);
+  auto* k8s = app->add_subcommand("k8s", "Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget");
+  CommonFlags(k8s, o.get(), out.get());
+  k8s->add_option("--replicas", o->replicas, "Replicas to start with")->capture_default_str();
+  k8s->add_option("--min-replicas", o->min_replicas, "Autoscaler minimum")->capture_default_str();
+  k8s->add_option("--max-replicas", o->max_replicas, "Autoscaler maximum")->capture_default_str();
+  k8s->add_option("--target-cpu-percent", o->target_cpu_percent, "Autoscaler CPU utilisation target")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100}));
+  k8s->add_option("--token-secret", o->token_secret,
+                  "A Secret with keys admin-token and inference-token, mounted read-only (never in env)");
+  k8s->add_option("--shutdown-grace-secs", o->shutdown_grace_secs, "berth serve's drain time")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{3600}));
+  k8s->add_option("--prestop-secs", o->prestop_secs, "Delay before SIGTERM, for endpoints to drop the pod")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{600}));
+  auto* job = app->add_subcommand("job", "An Indexed Job running berth batch --shard over a shared volume");
+  CommonFlags(job, o.get(), out.get());
+  job->add_option("--model", o->model, "The model (or pipeline) to run")->required();
+  job->add_option("--in", o->in, "Input file, in the data volume (relative to --data-mount, or absolute)")->required();
+  job->add_option("--out", o->out, "Output file, in the data volume")->required();
+  job->add_option("--shards", o->shards, "N: pods, each one shard")->required();
+  job->add_option("--parallelism", o->parallelism, "Shards running at once (default: all)");
+  job->add_option("--data-claim", o->data_claim, "PersistentVolumeClaim holding --in and --out");
+  job->add_option("--data-host-path", o->data_host_path, "Or: a host directory holding them");
+  job->add_option("--data-mount", o->data_mount, "Where the volume is mounted")->capture_default_str();
+  return {app, [o, out, k8s]() {
+            Result<std::string> yaml = k8s->parsed() ? KubernetesManifests(*o) : BatchJobManifest(*o);
+            if (!yaml.ok()) {
+              std::cerr << "berth deploy: " << yaml.status().message() << "\n";
+              return 1;
+            }
+            if (*out == "-") {
+              std::cout << *yaml;
+              return 0;
+            }
+            std::string name = o->name;
+            if (name.empty()) {  // the first metadata.name of the stream
+              size_t at = yaml->find("  name: ");
+              size_t end = yaml->find('\n', at);
+              name = at == std::string::npos ? "berth" : yaml->substr(at + 8, end - at - 8);
+            }
+            std::string path = (std::filesystem::path(*out) / (name + ".yaml")).string();
+            Status s = WriteFileAtomically(path, *yaml, Durability::kReplaceOnly);
+            if (!s.ok()) {
+              std::cerr << "berth deploy: " << s.message() << "\n";
+              return 1;
+            }
+            std::cerr << "berth deploy: wrote " << path << "\n";
+            return 0;
+          }};
+}
+
+}  // namespace berth
