@@ -80,6 +80,9 @@ void HttpConnection::AsyncConnect(const tcp::resolver::results_type& endpoints, 
   auto self = shared_from_this();
   Close();
   buffer_.clear();
+  // flat_buffer reads at most its free capacity (512 bytes when empty): answers are read 64 KiB at a time
+  // (a 1 MiB answer took ~2,000 reads and ~10 ms of client CPU without this; the server's sessions do the same).
+  buffer_.reserve(64 << 10);
   beast::tcp_stream* lowest;
   if (origin_.tls) {
     tls_.emplace(beast::tcp_stream(ioc_), *tls_context_);
