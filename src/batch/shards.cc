@@ -133,6 +133,8 @@ Result<MergeSummary> MergeShards(const MergeOptions& o) {
   ASSIGN_OR_RETURN(TableFormat format, ResolveTableFormat(o.out_format, o.out, "--format"));
   const std::string rejects =
       o.rejects.empty() ? o.out + (format == TableFormat::kCsv ? ".rejects.csv" : ".rejects.jsonl") : o.rejects;
+  // The merged files are written like a run's: no other merge or run may write them meanwhile.
+  ASSIGN_OR_RETURN(std::unique_ptr<OutputLock> lock, OutputLock::Acquire(o.out));
   MergeSummary s;
   s.parts = o.shards;
   ASSIGN_OR_RETURN(std::string out_header, CheckParts(o.out, format, o.shards));

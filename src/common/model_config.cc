@@ -122,6 +122,8 @@ Status ParseVersionPolicyAndWarmup(const YAML::Node& root, const ConfigReader& r
   for (const TensorSpec& in : c->inputs) {
     if (in.dtype == DataType::kBytes) c->warmup_requests = 0;
   }
+  // Nor a valid row for a transform (0 need not be a one_hot category): one warms up only when asked to.
+  if (c->kind == kTransformModelKind) c->warmup_requests = 0;
   if (const YAML::Node& w = root["warmup"]; w) {
     if (!w.IsMap()) return r.Error("warmup", "expected a mapping {requests: N}, got " + ConfigReader::Describe(w));
     RETURN_IF_ERROR(r.OnlyKeys(w, "warmup", {"requests"}));

@@ -22,7 +22,7 @@ constexpr const char* kModels = "/models";
 constexpr const char* kSecretsDir = "/var/run/secrets/berth";
 
 // "registry:5000/team/churn-model:1.2" -> "churn-model"; lower case, [a-z0-9-], at most 50 characters.
-std::string NameFromImage(const std::string& image) {
+std::string NameFromImageText(const std::string& image) {
   std::string repo = image.substr(0, image.find('@'));
   size_t slash = repo.rfind('/');
   size_t colon = repo.rfind(':');
@@ -35,16 +35,22 @@ std::string NameFromImage(const std::string& image) {
   }
   while (!out.empty() && out.back() == '-') out.pop_back();
   while (!out.empty() && out.front() == '-') out.erase(out.begin());
-  return out.substr(0, 50);
+  out = out.substr(0, 44);  // room for "-batch"
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  if (out.empty() || !std::isalpha(static_cast<unsigned char>(out.front()))) out = "berth-" + out;
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out;
 }
 
 Status CheckName(const std::string& name, const char* flag) {
-  bool ok = !name.empty() && name.size() <= 50 && std::isalnum(static_cast<unsigned char>(name.front())) &&
+  // DNS-1035 (a Service's name): a letter first.
+  bool ok = !name.empty() && name.size() <= 50 && std::isalpha(static_cast<unsigned char>(name.front())) &&
             std::isalnum(static_cast<unsigned char>(name.back()));
   for (char c : name) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
   if (!ok) {
     return InvalidArgument(std::string(flag) +
-                           ": expected a DNS label (lower-case letters, digits and '-', at most 50 characters)");
+                           ": expected a DNS label (lower-case letters, digits and '-', a letter first, at most 50 "
+                           "characters)");
   }
   return Status::Ok();
 }
@@ -140,6 +146,8 @@ Status CheckCommon(const DeployOptions& o) {
 
 }  // namespace
 
+std::string DefaultName(const std::string& image) { return NameFromImageText(image); }
+
 std::string RepositorySizing::Cpu() const {
   double c = std::max(1.0, cpus);
   if (c == std::floor(c)) return std::to_string(static_cast<int64_t>(c));
@@ -186,7 +194,7 @@ Result<RepositorySizing> SizeRepository(const std::string& root, const std::stri
 
 Result<std::string> KubernetesManifests(const DeployOptions& o) {
   RETURN_IF_ERROR(CheckCommon(o));
-  const std::string name = o.name.empty() ? NameFromImage(o.image) : o.name;
+  const std::string name = o.name.empty() ? DefaultName(o.image) : o.name;
   RETURN_IF_ERROR(CheckName(name, "--name"));
   if (o.min_replicas < 1 || o.max_replicas < o.min_replicas || o.replicas < o.min_replicas ||
       o.replicas > o.max_replicas) {
@@ -219,7 +227,8 @@ Result<std::string> KubernetesManifests(const DeployOptions& o) {
   container["readinessProbe"] = HttpProbe("/v2/health/ready", 5, 2, 2);
   container["livenessProbe"] = HttpProbe("/v2/health/live", 10, 3, 5);
   // Endpoints drop the pod before SIGTERM arrives; then berth answers not-ready and drains.
-  container["lifecycle"]["preStop"]["sleep"]["seconds"] = o.prestop_secs;
+  // (The kubelet's sleep action needs Kubernetes 1.30; 0 seconds is refused before 1.32, so it is left out.)
+  if (o.prestop_secs > 0) container["lifecycle"]["preStop"]["sleep"]["seconds"] = o.prestop_secs;
   container["securityContext"] = ContainerSecurity();
   if (!o.token_secret.empty()) {
     YamlDoc mount;
@@ -328,9 +337,11 @@ Result<std::string> BatchJobManifest(const DeployOptions& o) {
   if (o.data_claim.empty() == o.data_host_path.empty()) {
     return InvalidArgument("--data-claim or --data-host-path: exactly one (where --in and --out live)");
   }
-  const std::string name = o.name.empty() ? NameFromImage(o.image) + "-batch" : o.name;
+  const std::string name = o.name.empty() ? DefaultName(o.image) + "-batch" : o.name;
   RETURN_IF_ERROR(CheckName(name, "--name"));
-  ASSIGN_OR_RETURN(auto resources, CpuAndMemory(o, o.model));  // one model runs
+  // One model runs; a pipeline runs its step models too, so it is sized like the whole repository.
+  ASSIGN_OR_RETURN(ModelSource run, ReadModelSource(o.model_repository + "/" + o.model, o.model));
+  ASSIGN_OR_RETURN(auto resources, CpuAndMemory(o, run.config.kind == kPipelineModelKind ? "" : o.model));
   auto in_volume = [&](const std::string& p) { return p.front() == '/' ? p : o.data_mount + "/" + p; };
 
   YamlDoc container;
@@ -338,9 +349,10 @@ Result<std::string> BatchJobManifest(const DeployOptions& o) {
   container["image"] = o.image;
   container["command"] = YamlDoc::Strings({kBinary});
   // Kubernetes expands $(JOB_COMPLETION_INDEX), set in every pod of an Indexed Job: no shell needed.
-  container["args"] = YamlDoc::Strings(
-      {"batch", std::string(kModels) + "/" + o.model, "--in", in_volume(o.in), "--out", in_volume(o.out), "--shard",
-       "$(JOB_COMPLETION_INDEX)/" + std::to_string(o.shards), "--resume", "--progress", "json"});
+  container["args"] =
+      YamlDoc::Strings({"batch", std::string(kModels) + "/" + o.model, "--in", in_volume(o.in), "--out",
+                        in_volume(o.out), "--shard", "$(JOB_COMPLETION_INDEX)/" + std::to_string(o.shards), "--resume",
+                        "--max-rejects", std::to_string(o.max_rejects), "--progress", "json"});
   container["env"] = YamlDoc::List();
   container["env"].Add(CpuLimitEnv());
   container["resources"] = Resources(resources.first, resources.second);

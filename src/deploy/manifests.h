@@ -41,6 +41,9 @@ struct DeployOptions {
   std::string data_claim;      // a PersistentVolumeClaim holding the files, or
   std::string data_host_path;  // a host directory (single-node clusters, podman kube play)
   std::string data_mount = "/data";
+  // Per shard: a shard with more rejected rows fails its index (retried, then the Job). berth batch's
+  // default is 0; a large file with a few bad rows wants more.
+  int64_t max_rejects = 0;
 };
 
 // What the repository says about sizing.
@@ -54,6 +57,9 @@ struct RepositorySizing {
 };
 // `only`: size that model alone ("" = every model).
 Result<RepositorySizing> SizeRepository(const std::string& model_repository, const std::string& only = "");
+
+// The objects' name when --name is not given: the image's name as a DNS label.
+std::string DefaultName(const std::string& image);
 
 Result<std::string> KubernetesManifests(const DeployOptions& options);
 Result<std::string> BatchJobManifest(const DeployOptions& options);

@@ -145,9 +145,17 @@ TransformInstance::TransformInstance(TableMapper mapper, const ModelConfig& conf
 Status TransformInstance::Execute(std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) {
   const int64_t rows = batched_ ? inputs[0].shape[0] : 1;
   std::vector<std::vector<std::string_view>> texts(inputs.size());
+  if (inputs.size() != input_dtypes_.size() || rows < 0) return InvalidArgument("transform: unexpected inputs");
   for (size_t j = 0; j < inputs.size(); ++j) {
-    if (input_dtypes_[j] != DataType::kBytes) continue;
+    const size_t n = static_cast<size_t>(rows);
+    if (input_dtypes_[j] != DataType::kBytes) {
+      if (inputs[j].data.size() != n * DataTypeSize(input_dtypes_[j])) {
+        return InvalidArgument("input '" + inputs[j].name + "': expected one value per row");
+      }
+      continue;
+    }
     ASSIGN_OR_RETURN(texts[j], SplitBytesElements(inputs[j].data.data(), inputs[j].data.size()));
+    if (texts[j].size() != n) return InvalidArgument("input '" + inputs[j].name + "': expected one value per row");
   }
   std::vector<std::vector<uint8_t>> data(mapper_.num_inputs());
   for (size_t i = 0; i < data.size(); ++i) {

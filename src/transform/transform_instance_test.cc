@@ -132,6 +132,27 @@ TEST(TransformInstance, ConfigMistakesNameTheKey) {
             "t/model.yaml: inputs: expected at least one input");
 }
 
+TEST(TransformInstance, NoDefaultWarmUpAndSizesAreChecked) {
+  // Zeros need not be a valid row (0 is no one_hot category here): a transform warms up only when asked to.
+  auto c = Parse(
+      "kind: transform\nmax_batch_size: 4\ninputs: [{name: region, datatype: INT64, shape: [1]}]\n"
+      "outputs: [{name: f, datatype: FP32, shape: [3], columns: [region]}]\ntransforms: {one_hot: {region: [1, 2, "
+      "3]}}\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->warmup_requests, 0);
+  auto t = TransformInstance::Create(*c);
+  ASSERT_TRUE(t.ok());
+  std::vector<Tensor> in = {Int64s("region", {2, 3})};
+  in[0].data.resize(8);  // two rows, one value
+  std::vector<Tensor> out;
+  EXPECT_EQ((*t)->Execute(in, &out).code(), StatusCode::kInvalidArgument);
+  in = {Int64s("region", {2, 3})};
+  ASSERT_TRUE((*t)->Execute(in, &out).ok());
+  std::vector<float> f(6);
+  std::memcpy(f.data(), out[0].data.data(), 24);
+  EXPECT_EQ(f, (std::vector<float>{0, 1, 0, 0, 0, 1}));
+}
+
 TEST(TransformInstance, UnbatchedModelsTakeOneRow) {
   std::string y = kYaml;
   y.replace(y.find("max_batch_size: 8"), 17, "max_batch_size: 0");

@@ -142,6 +142,13 @@ def test_clear_errors(tmp_path):
     ]:
         p = deploy(*args, check=False)
         assert p.returncode != 0 and message in p.stderr, (args, p.stderr)
+    # A Service's name must start with a letter; 0 s of preStop sleep is refused before Kubernetes 1.32.
+    d = docs(deploy("k8s", "--image", "reg/3d-detector:1", "--model-repository", EXAMPLES, "--prestop-secs", "0").stdout)
+    assert d["Service"]["metadata"]["name"] == "berth-3d-detector"
+    assert "lifecycle" not in d["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    job = docs(deploy(*JOB_ARGS, "--data-claim", "c", "--max-rejects", "25").stdout)["Job"]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--max-rejects") + 1] == "25"
     out = tmp_path / "manifests"
     out.mkdir()
     p = deploy(*CASES["examples"], "-o", out)

@@ -53,6 +53,9 @@ Subcommand AddDeployCommand(CLI::App& parent) {
   job->add_option("--data-claim", o->data_claim, "PersistentVolumeClaim holding --in and --out");
   job->add_option("--data-host-path", o->data_host_path, "Or: a host directory holding them");
   job->add_option("--data-mount", o->data_mount, "Where the volume is mounted")->capture_default_str();
+  job->add_option("--max-rejects", o->max_rejects, "Rejected rows a shard may have before its index fails")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, INT64_MAX));
   return {app, [o, out, k8s]() {
             Result<std::string> yaml = k8s->parsed() ? KubernetesManifests(*o) : BatchJobManifest(*o);
             if (!yaml.ok()) {
@@ -64,11 +67,7 @@ Subcommand AddDeployCommand(CLI::App& parent) {
               return 0;
             }
             std::string name = o->name;
-            if (name.empty()) {  // the first metadata.name of the stream
-              size_t at = yaml->find("  name: ");
-              size_t end = yaml->find('\n', at);
-              name = at == std::string::npos ? "berth" : yaml->substr(at + 8, end - at - 8);
-            }
+            if (name.empty()) name = DefaultName(o->image) + (k8s->parsed() ? "" : "-batch");
             std::string path = (std::filesystem::path(*out) / (name + ".yaml")).string();
             Status s = WriteFileAtomically(path, *yaml, Durability::kReplaceOnly);
             if (!s.ok()) {
