@@ -358,8 +358,8 @@ def main():
                   "have one step, `remote: {url: ..., model: id1k|id1m, protocol: http|grpc}` (HTTP: binary "
                   "tensors; gRPC: raw contents). Load: `berth bench --binary` (batch 1).", "",
                   "| size | path | c=1 p50 µs | c=1 p99 µs | c=16 req/s | c=16 p50 µs | c=16 p99 µs | "
-                  "c=16 server CPU µs/req | c=16 client CPU µs/req |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "c=16 server CPU µs/req | c=16 client CPU µs/req | errors |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         paths = ["direct", "direct-grpc"] + protocols
         what = {"direct": "scorer directly, HTTP binary (the baseline)",
                 "direct-grpc": "scorer directly, gRPC (reference)",
@@ -370,7 +370,8 @@ def main():
                 lines.append(f"| {size.upper().replace('K', ' KiB').replace('M', ' MiB')} | {what[p]} | "
                              f"{median(r1, 'p50_us'):.0f} | {median(r1, 'p99_us'):.0f} | {median(r16, 'rps'):.0f} | "
                              f"{median(r16, 'p50_us'):.0f} | {median(r16, 'p99_us'):.0f} | "
-                             f"{median(r16, 'server_cpu_us'):.0f} | {median(r16, 'client_cpu_us'):.0f} |")
+                             f"{median(r16, 'server_cpu_us'):.0f} | {median(r16, 'client_cpu_us'):.0f} | "
+                             f"{'; '.join(str(b)[:80] for b in bad(r1 + r16)) or 0} |")
         lines += ["", "The hop (a gateway path against a direct call; the target compares with the direct HTTP "
                   "binary call):", "",
                   "| size | remote step | against | added p50 µs (c=1) | added p99 µs (c=1) | latency ratio (c=1 p50) | "

@@ -230,14 +230,15 @@ void HttpClient::SendAsync(HttpClientRequest request, Callback done) {
     exchange->raw = wire.str();
   }
   exchange->request = std::move(request);
-  asio::post(ioc_, [this, exchange] { Start(exchange, true); });
+  asio::post(ioc_, [this, exchange] { Start(exchange, false); });
 }
 
-void HttpClient::Start(std::shared_ptr<Exchange> ex, bool may_retry) {
+void HttpClient::Start(std::shared_ptr<Exchange> ex, bool fresh) {
   const std::string origin = ex->request.url.Origin();
   auto& idle = idle_[origin];
   bool pooled = false;
-  while (!idle.empty() && !ex->connection) {
+  // The retry goes on a new connection: the other idle ones have waited as long and may be closed too.
+  while (!fresh && !idle.empty() && !ex->connection) {
     ex->connection = std::move(idle.back());
     idle.pop_back();
     if (!ex->connection->open()) ex->connection.reset();
@@ -247,14 +248,14 @@ void HttpClient::Start(std::shared_ptr<Exchange> ex, bool may_retry) {
   } else {
     ex->connection = std::make_shared<HttpConnection>(ioc_, ex->request.url, options_);
   }
-  auto send = [this, ex, pooled, may_retry](Status connected) {
+  auto send = [this, ex, pooled](Status connected) {
     if (!connected.ok()) return Finish(ex, connected);
-    auto after = [this, ex, pooled, may_retry](Status s) {
+    auto after = [this, ex, pooled](Status s) {
       // A kept-alive connection the server closed in the meantime: once more, fresh. Never after the
       // server may have acted on the request (an answer begun, a timeout): the caller decides on retries.
-      if (!s.ok() && pooled && may_retry && ex->connection->closed_unanswered()) {
+      if (!s.ok() && pooled && ex->connection->closed_unanswered()) {
         ex->connection.reset();
-        return Start(ex, false);
+        return Start(ex, true);
       }
       Finish(ex, s);
     };

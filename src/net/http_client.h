@@ -137,7 +137,8 @@ class HttpClient {
 
  private:
   struct Exchange;
-  void Start(std::shared_ptr<Exchange> exchange, bool may_retry);
+  // `fresh`: on a new connection, not an idle pooled one (the one retry of a stale pooled connection).
+  void Start(std::shared_ptr<Exchange> exchange, bool fresh);
   void Finish(std::shared_ptr<Exchange> exchange, Status status);
 
   HttpClientOptions options_;

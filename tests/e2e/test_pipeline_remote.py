@@ -331,3 +331,22 @@ def test_traceparent_is_passed_on_when_valid(gateway, faults):
         r = gateway.post("/v2/models/traced/infer", json=body, headers=headers)
         assert r.status_code == 200 and out(r, "y") == [7.0], r.text
         assert faults.traceparents[n:] == [expect]
+
+
+def test_pooled_connections_the_remote_closed_while_idle_are_replaced(tmp_path, start_server):
+    """A burst leaves several kept-alive connections in the gateway's pool; the scorer closes them when idle.
+    Each later request that picks a closed one is sent again on a new connection, not on the next pooled
+    (equally closed) one: no request fails (the old client answered 503 here)."""
+    srepo = tmp_path / "scorer"
+    write_model(srepo, "s", identity_config(X, mbs=8))
+    scorer = start_server(srepo, ["--grpc-port", "0", "--idle-timeout-secs", "1"])
+    grepo = tmp_path / "gateway"
+    write_model(grepo, "g", pipeline_yaml([remote_step("r", scorer.url, "s")], [{"name": "y", "from": "r.out_x"}]))
+    gw = start_server(grepo, ["--grpc-port", "0"])
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda i: infer(gw, "g", [float(i)]).status_code, range(200)))
+    assert set(codes) == {200}
+    time.sleep(2.5)  # past the scorer's idle timeout: every pooled connection is closed
+    codes = [infer(gw, "g", [1.0]).status_code for _ in range(20)]
+    assert codes == [200] * 20, codes
