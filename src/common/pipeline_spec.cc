@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -45,14 +46,40 @@ Result<TensorRef> ParseRef(const std::string& text, const std::string& key, cons
   return ref;
 }
 
+bool IsVariableName(const std::string& s) {
+  return !s.empty() && !std::isdigit(static_cast<unsigned char>(s[0])) && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// `text` as written, or "${NAME}" / "${NAME:-DEFAULT}" read from the environment (`*variable` = NAME).
+Result<std::string> ExpandUrl(const std::string& text, const std::string& key, const ConfigReader& r,
+                              std::string* variable) {
+  if (text.rfind("${", 0) != 0) return text;
+  if (text.back() != '}') return r.Error(key, "expected a URL, ${NAME} or ${NAME:-DEFAULT}");
+  std::string inner = text.substr(2, text.size() - 3);
+  size_t sep = inner.find(":-");
+  std::string name = inner.substr(0, sep);
+  if (!IsVariableName(name)) {
+    return r.Error(key, "expected ${NAME} or ${NAME:-DEFAULT}, NAME of A-Z, 0-9 and '_' (not a digit first)");
+  }
+  *variable = name;
+  if (const char* value = std::getenv(name.c_str()); value != nullptr && *value != '\0') return std::string(value);
+  if (sep == std::string::npos) return r.Error(key, "the environment variable it names is not set (and no :-DEFAULT)");
+  return inner.substr(sep + 2);
+}
+
 Result<RemoteModel> ParseRemote(const YAML::Node& n, const std::string& key, const ConfigReader& r) {
   if (!n.IsMap()) return r.Error(key, "expected a mapping {url, model}, got " + ConfigReader::Describe(n));
   RETURN_IF_ERROR(r.OnlyKeys(n, key, {"url", "model", "version", "protocol", "token_file"}));
   RemoteModel m;
   if (!n["url"]) return r.Error(key + ".url", "missing (the server's base URL, http://host:port)");
-  ASSIGN_OR_RETURN(m.url, r.String(n["url"], key + ".url"));
+  ASSIGN_OR_RETURN(std::string url, r.String(n["url"], key + ".url"));
+  ASSIGN_OR_RETURN(m.url, ExpandUrl(url, key + ".url", r, &m.url_variable));
   if (m.url.rfind("http://", 0) != 0 && m.url.rfind("https://", 0) != 0) {
-    return r.Error(key + ".url", "expected an http:// or https:// URL");
+    return r.Error(key + ".url", m.url_variable.empty()
+                                     ? "expected an http:// or https:// URL"
+                                     : "expected an http:// or https:// URL (from the environment variable it names)");
   }
   while (!m.url.empty() && m.url.back() == '/') m.url.pop_back();
   if (!n["model"]) return r.Error(key + ".model", "missing (the model on that server)");

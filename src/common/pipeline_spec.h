@@ -41,6 +41,9 @@ enum class RemoteProtocol { kHttp, kGrpc };
 
 struct RemoteModel {
   std::string url;  // http[s]://host:port (the server's base URL; for gRPC, https = TLS)
+  // model.yaml may give the URL as ${NAME} or ${NAME:-DEFAULT}: read from the environment when the file is
+  // parsed, so one gateway image serves on a laptop, in compose and in Kubernetes. NAME, or "" for a literal.
+  std::string url_variable;
   RemoteProtocol protocol = RemoteProtocol::kHttp;  // v2 binary tensors over HTTP, or KServe v2 gRPC
   std::string model;                                // the model there
   int64_t version = -1;                             // -1: the server's choice

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "common/model_config.h"
@@ -91,6 +92,46 @@ Tensor Floats(std::vector<float> v) {
     t.data.insert(t.data.end(), b, b + 4);
   }
   return t;
+}
+
+TEST(PipelineSpecTest, RemoteUrlFromTheEnvironment) {
+  auto remote = [](const std::string& url) {
+    return Parse("outputs: [{name: y, from: s.y}]\nsteps: [{name: s, remote: {url: \"" + url +
+                 "\", model: m}, inputs: {x: $in.x}}]\n");
+  };
+  unsetenv("BERTH_TEST_URL");
+  auto c = remote("${BERTH_TEST_URL:-http://127.0.0.1:8100/}");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->pipeline->steps[0].remote->url, "http://127.0.0.1:8100");
+  EXPECT_EQ(c->pipeline->steps[0].remote->url_variable, "BERTH_TEST_URL");
+  setenv("BERTH_TEST_URL", "http://mlp:8000", 1);
+  c = remote("${BERTH_TEST_URL:-http://127.0.0.1:8100}");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->pipeline->steps[0].remote->url, "http://mlp:8000");
+  c = remote("${BERTH_TEST_URL}");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->pipeline->steps[0].remote->url, "http://mlp:8000");
+  c = remote("http://10.0.0.1:8000");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->pipeline->steps[0].remote->url_variable, "");
+  setenv("BERTH_TEST_URL", "ftp://secret-host", 1);
+  c = remote("${BERTH_TEST_URL}");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("steps[0].remote.url: expected an http:// or https:// URL (from the "
+                                      "environment variable it names)"),
+            std::string::npos)
+      << c.status().message();
+  EXPECT_EQ(c.status().message().find("secret-host"), std::string::npos);  // the value is never quoted
+  unsetenv("BERTH_TEST_URL");
+  c = remote("${BERTH_TEST_URL}");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("not set"), std::string::npos) << c.status().message();
+  for (const char* bad : {"${}", "${lower}", "${1X}", "${X", "${X:-http://a}b", "${X-Y}"}) {
+    c = remote(bad);
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("steps[0].remote.url: expected"), std::string::npos)
+        << bad << ": " << c.status().message();
+  }
 }
 
 TEST(ConditionTest, EvaluatesComparisonsQuantifiersAndLogic) {

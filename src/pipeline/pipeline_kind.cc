@@ -96,7 +96,11 @@ class Checker {
                                         : spec_.timeout_ms > 0 ? spec_.timeout_ms
                                                                : 60'000);
       Result<std::unique_ptr<RemoteStep>> remote = RemoteStep::Create(step, timeout);
-      if (!remote.ok()) return Error(key + ".remote", remote.status().message());
+      if (!remote.ok()) {
+        // A service that does not answer yet stays UNAVAILABLE: the repository loads the pipeline again.
+        Status s = Error(key + ".remote", remote.status().message());
+        return remote.status().code() == StatusCode::kUnavailable ? Unavailable(s.message()) : s;
+      }
       m = FromMetadata(**remote);
       remotes_[index] = std::move(remote).value();
     } else {

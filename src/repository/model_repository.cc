@@ -215,6 +215,7 @@ Status ModelRepository::LoadModel(const std::string& name, std::optional<Result<
   }
   std::lock_guard<std::mutex> lock(mu_);
   ModelEntry& e = models_[name];
+  e.retry_load = source->config.kind == kPipelineModelKind && first_error.code() == StatusCode::kUnavailable;
   bool wanted_serving = std::any_of(wanted.begin(), wanted.end(), [&](int64_t v) {
     auto it = e.versions.find(v);
     return it != e.versions.end() && it->second.loaded;
@@ -246,6 +247,7 @@ Status ModelRepository::UnloadModel(const std::string& name) {
   for (auto& [v, slot] : it->second.versions) Retire(std::move(slot.loaded));
   it->second.versions.clear();
   it->second.reason = "unloaded";
+  it->second.retry_load = false;
   spdlog::info("model '{}': unloaded; retiring after in-flight requests", name);
   return Status::Ok();
 }
@@ -336,8 +338,26 @@ void ModelRepository::Submit(std::function<void()> task) {
   bg_cv_.notify_all();
 }
 
+void ModelRepository::RetryPipelines(std::chrono::milliseconds* delay) {
+  std::vector<std::string> names;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, e] : models_) {
+      if (e.retry_load) names.push_back(name);
+    }
+  }
+  for (const std::string& name : names) {
+    spdlog::info("model '{}': a step was unavailable; loading it again", name);
+    (void)LoadModel(name);
+  }
+  // 1 s, then twice as long each time while some pipeline still cannot load, at most 30 s.
+  *delay = names.empty() ? std::chrono::milliseconds(1000) : std::min(*delay * 2, std::chrono::milliseconds(30000));
+}
+
 void ModelRepository::BackgroundLoop(int poll_secs) {
   auto next_poll = std::chrono::steady_clock::now() + std::chrono::seconds(poll_secs);
+  std::chrono::milliseconds retry_delay(1000);
+  auto next_retry = std::chrono::steady_clock::now() + retry_delay;
   for (;;) {
     std::function<void()> task;
     {
@@ -353,6 +373,10 @@ void ModelRepository::BackgroundLoop(int poll_secs) {
     if (poll_secs > 0 && std::chrono::steady_clock::now() >= next_poll) {
       Poll();
       next_poll = std::chrono::steady_clock::now() + std::chrono::seconds(poll_secs);
+    }
+    if (std::chrono::steady_clock::now() >= next_retry) {
+      RetryPipelines(&retry_delay);
+      next_retry = std::chrono::steady_clock::now() + retry_delay;
     }
     ReapRetired();
   }

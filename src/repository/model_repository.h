@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -41,6 +42,9 @@ struct VersionSlot {
 struct ModelEntry {
   std::string name;
   std::string reason;  // a model-level problem: bad model.yaml, no versions, unloaded
+  // A pipeline that could not load because a step was unavailable (a remote service not up yet, say):
+  // the background thread loads it again, in every model control mode, until it serves or is unloaded.
+  bool retry_load = false;
   std::map<int64_t, VersionSlot> versions;
 
   // READY if any version is; LOADING if one is loading; else UNAVAILABLE.
@@ -126,6 +130,8 @@ class ModelRepository {
   Status Public(const Status& s) const;
   void ReapRetired();
   void BackgroundLoop(int poll_secs);
+  // Loads again the pipelines marked retry_load; sets `*delay` until the next try.
+  void RetryPipelines(std::chrono::milliseconds* delay);
 
   Options options_;
   BackendRegistry backends_;

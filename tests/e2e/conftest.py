@@ -38,9 +38,9 @@ def free_port():
 class Server:
     """A running `berth serve`; stopped by its PID."""
 
-    def __init__(self, repo, extra_args=(), wait_ready=True, tls_ca=None, client_cert=None, port=None):
+    def __init__(self, repo, extra_args=(), wait_ready=True, tls_ca=None, client_cert=None, port=None, env=None):
         """tls_ca: the CA file that verifies the server's certificate (the server runs with TLS);
-        client_cert: (cert, key) files presented to it (mTLS)."""
+        client_cert: (cert, key) files presented to it (mTLS); env: variables added to berth's environment."""
         self.tls_ca = tls_ca
         self.client_cert = client_cert
         scheme = "https" if tls_ca else "http"
@@ -60,7 +60,8 @@ class Server:
                 "--metrics-port", str(self.metrics_port),
                 *([] if "--grpc-port" in extra_args else ["--grpc-port", str(self.grpc_port)]),
                 "--log-level", "debug", *extra_args]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **env) if env else None)
         self._wait(wait_ready)
 
     def _wait(self, ready):
