@@ -13,6 +13,9 @@ namespace berth {
 
 struct ServerOptions {
   std::string model_repository;
+  // When model_repository is itself one model's directory (it holds model.yaml: KServe's storage initializer
+  // leaves a single model in /mnt/models), the name it serves under; "" = the directory's name.
+  std::string model_name;
   std::string host = "0.0.0.0";
   uint16_t http_port = 8000;
   uint16_t grpc_port = 8001;              // KServe v2 gRPC + grpc.health.v1; 0 = off

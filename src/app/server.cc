@@ -27,6 +27,8 @@
 #include "server/access_policy.h"
 #include "server/inference_server.h"
 
+namespace fs = std::filesystem;
+
 namespace berth {
 namespace {
 
@@ -112,6 +114,18 @@ Status RunServer(const ServerOptions& o) {
 
   InferenceServer::Options so;
   so.repository.root = o.model_repository;
+  std::error_code ec;
+  if (fs::is_regular_file(fs::path(o.model_repository) / "model.yaml", ec)) {
+    fs::path dir = fs::path(o.model_repository).lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();
+    so.repository.single_model = o.model_name.empty() ? dir.filename().string() : o.model_name;
+    spdlog::info("{} holds model.yaml: serving it as the one model '{}'", o.model_repository,
+                 so.repository.single_model);
+  } else if (!o.model_name.empty()) {
+    // KServe's runtime passes it whatever storageUri held: a repository keeps its models' own names.
+    spdlog::warn("--model-name {}: ignored, {} is a repository (no model.yaml of its own)", o.model_name,
+                 o.model_repository);
+  }
   so.repository.backend_dir = o.backend_dir;
   so.repository.inline_max_us = o.inline_max_us;
   so.repository.execution_timeout_ms = o.execution_timeout_ms;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/cpu_quota.h"
+#include "deploy/pod_parts.h"
 #include "deploy/yaml_doc.h"
 #include "repository/model_source.h"
 
@@ -16,137 +17,34 @@ namespace fs = std::filesystem;
 namespace berth {
 namespace {
 
-constexpr int64_t kUid = 65532;  // the images' nonroot user (image/image_builder.cc)
-constexpr const char* kBinary = "/usr/bin/berth";
-constexpr const char* kModels = "/models";
-constexpr const char* kSecretsDir = "/var/run/secrets/berth";
-
-// "registry:5000/team/churn-model:1.2" -> "churn-model"; lower case, [a-z0-9-], at most 50 characters.
-std::string NameFromImageText(const std::string& image) {
-  std::string repo = image.substr(0, image.find('@'));
-  size_t slash = repo.rfind('/');
-  size_t colon = repo.rfind(':');
-  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) repo = repo.substr(0, colon);
-  repo = repo.substr(slash == std::string::npos ? 0 : slash + 1);
-  std::string out;
-  for (char c : repo) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    out += (std::isalnum(static_cast<unsigned char>(c)) ? c : '-');
-  }
-  while (!out.empty() && out.back() == '-') out.pop_back();
-  while (!out.empty() && out.front() == '-') out.erase(out.begin());
-  out = out.substr(0, 44);  // room for "-batch"
-  while (!out.empty() && out.back() == '-') out.pop_back();
-  if (out.empty() || !std::isalpha(static_cast<unsigned char>(out.front()))) out = "berth-" + out;
-  while (!out.empty() && out.back() == '-') out.pop_back();
-  return out;
-}
-
-Status CheckName(const std::string& name, const char* flag) {
-  // DNS-1035 (a Service's name): a letter first.
-  bool ok = !name.empty() && name.size() <= 50 && std::isalpha(static_cast<unsigned char>(name.front())) &&
-            std::isalnum(static_cast<unsigned char>(name.back()));
-  for (char c : name) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
-  if (!ok) {
-    return InvalidArgument(std::string(flag) +
-                           ": expected a DNS label (lower-case letters, digits and '-', a letter first, at most 50 "
-                           "characters)");
-  }
-  return Status::Ok();
-}
-
-YamlDoc Labels(const std::string& name, const char* component) {
-  YamlDoc l;
-  l["app.kubernetes.io/name"] = name;
-  l["app.kubernetes.io/component"] = component;
-  l["app.kubernetes.io/managed-by"] = "berth";
-  return l;
-}
-
-YamlDoc Metadata(const DeployOptions& o, const std::string& name, const char* component) {
-  YamlDoc m;
-  m["name"] = name;
-  if (!o.namespace_name.empty()) m["namespace"] = o.namespace_name;
-  m["labels"] = Labels(name, component);
-  return m;
-}
-
-YamlDoc Selector(const std::string& name) {
-  YamlDoc s;
-  s["matchLabels"]["app.kubernetes.io/name"] = name;
-  return s;
-}
-
-// Restricted Pod Security: the pod's part, and the container's.
-YamlDoc PodSecurity() {
-  YamlDoc s;
-  s["runAsNonRoot"] = true;
-  s["runAsUser"] = kUid;
-  s["runAsGroup"] = kUid;
-  s["fsGroup"] = kUid;
-  s["seccompProfile"]["type"] = "RuntimeDefault";
-  return s;
-}
-
-YamlDoc ContainerSecurity() {
-  YamlDoc s;
-  s["allowPrivilegeEscalation"] = false;
-  s["readOnlyRootFilesystem"] = true;
-  s["runAsNonRoot"] = true;
-  s["capabilities"]["drop"] = YamlDoc::Strings({"ALL"});
-  return s;
-}
-
-YamlDoc Resources(const std::string& cpu, const std::string& memory) {
-  YamlDoc r;
-  for (const char* k : {"requests", "limits"}) {  // equal: Guaranteed QoS, no throttling surprises
-    r[k]["cpu"] = cpu;
-    r[k]["memory"] = memory;
-  }
-  return r;
-}
-
-// berth sizes its threads from the CPU limit (common/cpu_quota.h) as well as from the cgroup quota.
-YamlDoc CpuLimitEnv() {
-  YamlDoc e;
-  e["name"] = kCpuLimitEnv;
-  e["valueFrom"]["resourceFieldRef"]["resource"] = "limits.cpu";
-  e["valueFrom"]["resourceFieldRef"]["divisor"] = "1m";
-  return e;
-}
-
-YamlDoc HttpProbe(const char* path, int64_t period, int64_t failures, int64_t timeout) {
-  YamlDoc p;
-  p["httpGet"]["path"] = path;
-  p["httpGet"]["port"] = "http";
-  p["periodSeconds"] = period;
-  p["timeoutSeconds"] = timeout;
-  p["failureThreshold"] = failures;
-  return p;
-}
-
-YamlDoc Port(const char* name, int64_t port) {
-  YamlDoc p;
-  p["name"] = name;
-  p["containerPort"] = port;
-  p["protocol"] = "TCP";
-  return p;
-}
-
 Result<std::pair<std::string, std::string>> CpuAndMemory(const DeployOptions& o, const std::string& only) {
   ASSIGN_OR_RETURN(RepositorySizing sizing, SizeRepository(o.model_repository, only));
   return std::make_pair(o.cpu.empty() ? sizing.Cpu() : o.cpu, o.memory.empty() ? sizing.Memory() : o.memory);
 }
 
-Status CheckCommon(const DeployOptions& o) {
-  if (o.image.empty()) return InvalidArgument("--image: required (the reference given to berth build -t)");
-  if (o.model_repository.empty()) return InvalidArgument("--model-repository: required (the image's models)");
-  return Status::Ok();
+// The prometheus-adapter rule that turns berth's scraped berth_queue_depth gauge (summed over a pod's models)
+// into the Pods metric the autoscaler reads; a ConfigMap to merge into the adapter's own configuration.
+// It assumes the usual pod scrape job, which labels series with namespace and pod.
+YamlDoc AdapterRule(const DeployOptions& o, const std::string& name) {
+  YamlDoc rule;
+  rule["seriesQuery"] = "berth_queue_depth{namespace!=\"\",pod!=\"\"}";
+  rule["resources"]["overrides"]["namespace"]["resource"] = "namespace";
+  rule["resources"]["overrides"]["pod"]["resource"] = "pod";
+  rule["name"]["matches"] = "^berth_queue_depth$";
+  rule["name"]["as"] = "berth_queue_depth";
+  rule["metricsQuery"] = "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)";
+  YamlDoc config;
+  config["rules"] = YamlDoc::List();
+  config["rules"].Add(rule);
+  YamlDoc map;
+  map["apiVersion"] = "v1";
+  map["kind"] = "ConfigMap";
+  map["metadata"] = Metadata(o.namespace_name, name + "-prometheus-adapter-rule", "autoscaling");
+  map["data"]["config.yaml"] = config.Emit();
+  return map;
 }
 
 }  // namespace
-
-std::string DefaultName(const std::string& image) { return NameFromImageText(image); }
 
 std::string RepositorySizing::Cpu() const {
   double c = std::max(1.0, cpus);
@@ -162,7 +60,7 @@ std::string RepositorySizing::Memory() const {
 
 int64_t RepositorySizing::StartupSeconds() const { return 30 + static_cast<int64_t>(model_bytes / 20'000'000); }
 
-Result<RepositorySizing> SizeRepository(const std::string& root, const std::string& only) {
+Result<std::vector<ModelSource>> ReadModels(const std::string& root, const std::string& only) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return NotFound("--model-repository " + root + ": not a directory");
   std::vector<std::string> names;
@@ -172,28 +70,49 @@ Result<RepositorySizing> SizeRepository(const std::string& root, const std::stri
       names.push_back(name);
     }
   }
+  if (ec) return FailedPrecondition("--model-repository " + root + ": " + ec.message());
   std::sort(names.begin(), names.end());
-  RepositorySizing s;
+  std::vector<ModelSource> models;
   for (const std::string& name : names) {
     Result<ModelSource> source = ReadModelSource(root + "/" + name, name);
     if (!source.ok()) return source.status().WithContext("model '" + name + "'");
+    models.push_back(std::move(source).value());
+  }
+  if (models.empty()) return NotFound("--model-repository " + root + ": holds no model directories");
+  return models;
+}
+
+Result<RepositorySizing> SizeRepository(const std::string& root, const std::string& only) {
+  ASSIGN_OR_RETURN(std::vector<ModelSource> models, ReadModels(root, only));
+  RepositorySizing s;
+  std::error_code ec;
+  for (const ModelSource& source : models) {
     ++s.models;
-    if (source->config.kind != kBackendModelKind) continue;  // pipelines and transforms run on their steps' CPUs
-    s.cpus += source->config.instances * source->config.threads;
-    if (source->versions.empty()) continue;
+    if (source.config.kind != kBackendModelKind) continue;  // pipelines and transforms run on their steps' CPUs
+    s.cpus += source.config.instances * source.config.threads;
+    if (std::find(s.backends.begin(), s.backends.end(), source.config.backend) == s.backends.end()) {
+      s.backends.push_back(source.config.backend);
+    }
+    if (source.versions.empty()) continue;
     uint64_t bytes = 0;
-    for (const auto& f : fs::recursive_directory_iterator(source->version_dir(source->versions.rbegin()->first), ec)) {
+    for (const auto& f : fs::recursive_directory_iterator(source.version_dir(source.versions.rbegin()->first), ec)) {
       if (f.is_regular_file(ec)) bytes += f.file_size(ec);
     }
-    s.model_bytes += bytes * static_cast<uint64_t>(source->config.instances);
+    s.model_bytes += bytes * static_cast<uint64_t>(source.config.instances);
   }
   if (ec) return FailedPrecondition("--model-repository " + root + ": " + ec.message());
-  if (s.models == 0) return NotFound("--model-repository " + root + ": holds no model directories");
+  std::sort(s.backends.begin(), s.backends.end());
   return s;
 }
 
+Status CheckImageAndRepository(const DeployOptions& o) {
+  if (o.image.empty()) return InvalidArgument("--image: required (the reference given to berth build -t)");
+  if (o.model_repository.empty()) return InvalidArgument("--model-repository: required (the image's models)");
+  return Status::Ok();
+}
+
 Result<std::string> KubernetesManifests(const DeployOptions& o) {
-  RETURN_IF_ERROR(CheckCommon(o));
+  RETURN_IF_ERROR(CheckImageAndRepository(o));
   const std::string name = o.name.empty() ? DefaultName(o.image) : o.name;
   RETURN_IF_ERROR(CheckName(name, "--name"));
   if (o.min_replicas < 1 || o.max_replicas < o.min_replicas || o.replicas < o.min_replicas ||
@@ -223,9 +142,10 @@ Result<std::string> KubernetesManifests(const DeployOptions& o) {
   container["env"].Add(CpuLimitEnv());
   container["resources"] = Resources(cpu, memory);
   // Ready only once every model has loaded (kserve#2882); slow loads get a budget of their own (kserve#3795).
-  container["startupProbe"] = HttpProbe("/v2/health/ready", 2, (sizing.StartupSeconds() + 1) / 2, 2);
-  container["readinessProbe"] = HttpProbe("/v2/health/ready", 5, 2, 2);
-  container["livenessProbe"] = HttpProbe("/v2/health/live", 10, 3, 5);
+  container["startupProbe"] = HttpProbe("/v2/health/ready", "http", 2, (sizing.StartupSeconds() + 1) / 2, 2);
+  container["readinessProbe"] = HttpProbe("/v2/health/ready", "http", 5, 2, 2);
+  // Liveness through gRPC health: the gRPC port answers too (the HTTP port has readiness).
+  container["livenessProbe"] = GrpcProbe(8001, "live", 10, 3, 5);
   // Endpoints drop the pod before SIGTERM arrives; then berth answers not-ready and drains.
   // (The kubelet's sleep action needs Kubernetes 1.30; 0 seconds is refused before 1.32, so it is left out.)
   if (o.prestop_secs > 0) container["lifecycle"]["preStop"]["sleep"]["seconds"] = o.prestop_secs;
@@ -265,7 +185,7 @@ Result<std::string> KubernetesManifests(const DeployOptions& o) {
   YamlDoc deployment;
   deployment["apiVersion"] = "apps/v1";
   deployment["kind"] = "Deployment";
-  deployment["metadata"] = Metadata(o, name, "model-server");
+  deployment["metadata"] = Metadata(o.namespace_name, name, "model-server");
   deployment["spec"]["replicas"] = o.replicas;
   deployment["spec"]["selector"] = Selector(name);
   deployment["spec"]["strategy"]["type"] = "RollingUpdate";
@@ -273,15 +193,13 @@ Result<std::string> KubernetesManifests(const DeployOptions& o) {
   deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = 1;
   YamlDoc& meta = deployment["spec"]["template"]["metadata"];
   meta["labels"] = Labels(name, "model-server");
-  meta["annotations"]["prometheus.io/scrape"] = "true";
-  meta["annotations"]["prometheus.io/port"] = "8002";
-  meta["annotations"]["prometheus.io/path"] = "/metrics";
+  AddPrometheusAnnotations(meta["annotations"], 8002);
   deployment["spec"]["template"]["spec"] = pod;
 
   YamlDoc service;
   service["apiVersion"] = "v1";
   service["kind"] = "Service";
-  service["metadata"] = Metadata(o, name, "model-server");
+  service["metadata"] = Metadata(o.namespace_name, name, "model-server");
   service["spec"]["type"] = "ClusterIP";
   service["spec"]["selector"]["app.kubernetes.io/name"] = name;
   YamlDoc& sports = service["spec"]["ports"] = YamlDoc::List();
@@ -300,7 +218,7 @@ Result<std::string> KubernetesManifests(const DeployOptions& o) {
   YamlDoc hpa;
   hpa["apiVersion"] = "autoscaling/v2";
   hpa["kind"] = "HorizontalPodAutoscaler";
-  hpa["metadata"] = Metadata(o, name, "model-server");
+  hpa["metadata"] = Metadata(o.namespace_name, name, "model-server");
   hpa["spec"]["scaleTargetRef"]["apiVersion"] = "apps/v1";
   hpa["spec"]["scaleTargetRef"]["kind"] = "Deployment";
   hpa["spec"]["scaleTargetRef"]["name"] = name;
@@ -313,21 +231,32 @@ Result<std::string> KubernetesManifests(const DeployOptions& o) {
   metric["resource"]["target"]["averageUtilization"] = o.target_cpu_percent;
   hpa["spec"]["metrics"] = YamlDoc::List();
   hpa["spec"]["metrics"].Add(metric);
+  std::vector<YamlDoc> docs;
+  if (o.target_queue_depth > 0) {
+    YamlDoc queue;
+    queue["type"] = "Pods";
+    queue["pods"]["metric"]["name"] = "berth_queue_depth";
+    queue["pods"]["target"]["type"] = "AverageValue";
+    queue["pods"]["target"]["averageValue"] = std::to_string(o.target_queue_depth);
+    hpa["spec"]["metrics"].Add(queue);
+  }
   hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] = 300;
 
   YamlDoc pdb;
   pdb["apiVersion"] = "policy/v1";
   pdb["kind"] = "PodDisruptionBudget";
-  pdb["metadata"] = Metadata(o, name, "model-server");
+  pdb["metadata"] = Metadata(o.namespace_name, name, "model-server");
   pdb["spec"]["maxUnavailable"] = 1;
   pdb["spec"]["selector"] = Selector(name);
+  docs = {deployment, service, hpa, pdb};
+  if (o.target_queue_depth > 0) docs.push_back(AdapterRule(o, name));
 
   return "# berth deploy k8s --image " + o.image + ": " + std::to_string(sizing.models) + " models, cpu " + cpu +
-         ", memory " + memory + "\n" + EmitYamlStream({deployment, service, hpa, pdb});
+         ", memory " + memory + "\n" + EmitYamlStream(docs);
 }
 
 Result<std::string> BatchJobManifest(const DeployOptions& o) {
-  RETURN_IF_ERROR(CheckCommon(o));
+  RETURN_IF_ERROR(CheckImageAndRepository(o));
   if (o.model.empty() || !IsValidModelName(o.model)) return InvalidArgument("--model: required, a model's name");
   if (!fs::is_directory(o.model_repository + "/" + o.model)) {
     return NotFound("--model " + o.model + ": not a model of --model-repository " + o.model_repository);
@@ -375,7 +304,7 @@ Result<std::string> BatchJobManifest(const DeployOptions& o) {
   YamlDoc job;
   job["apiVersion"] = "batch/v1";
   job["kind"] = "Job";
-  job["metadata"] = Metadata(o, name, "batch");
+  job["metadata"] = Metadata(o.namespace_name, name, "batch");
   job["spec"]["completionMode"] = "Indexed";
   job["spec"]["completions"] = o.shards;
   job["spec"]["parallelism"] = o.parallelism > 0 ? o.parallelism : o.shards;

@@ -53,6 +53,7 @@ CASES = {
                          "--max-replicas", "20", "--cpu", "1500m", "--memory", "2Gi"],
     "vision": ["k8s", "--image", "localhost/fashion", "--model-repository", ROOT / "examples" / "vision" / "models"],
     "gateway": ["k8s", "--image", "gw:latest", "--model-repository", ROOT / "examples" / "microservices" / "gateway"],
+    "queue": ["k8s", "--image", IMAGE, "--model-repository", EXAMPLES, "--target-queue-depth", "4"],
     "job-claim": [*JOB_ARGS, "--data-claim", "batch-data"],
     "job-hostpath": [*JOB_ARGS, "--data-host-path", "/srv/batch", "--parallelism", "2"],
 }
@@ -69,7 +70,25 @@ def test_every_manifest_validates_and_is_deterministic(case):
         assert kinds == ["batch/v1/Job"]
     else:
         assert kinds == ["apps/v1/Deployment", "v1/Service", "autoscaling/v2/HorizontalPodAutoscaler",
-                         "policy/v1/PodDisruptionBudget"]
+                         "policy/v1/PodDisruptionBudget"] + (["v1/ConfigMap"] if case == "queue" else [])
+
+
+def test_queue_depth_autoscaling_and_its_adapter_rule(start_server):
+    d = docs(deploy(*CASES["queue"]).stdout)
+    metrics = d["HorizontalPodAutoscaler"]["spec"]["metrics"]
+    assert metrics[1] == {"type": "Pods", "pods": {"metric": {"name": "berth_queue_depth"},
+                                                   "target": {"type": "AverageValue", "averageValue": "4"}}}
+    rule = yaml.safe_load(d["ConfigMap"]["data"]["config.yaml"])["rules"][0]
+    assert rule["seriesQuery"] == 'berth_queue_depth{namespace!="",pod!=""}'
+    assert rule["name"]["as"] == "berth_queue_depth"
+    assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+    assert "<<.LabelMatchers>>" in rule["metricsQuery"]
+    assert "ConfigMap" not in docs(deploy(*CASES["examples"]).stdout)
+    # The series the rule selects is one berth exports (a gauge per model).
+    s = start_server(EXAMPLES, ["--model-control-mode", "explicit", "--load-model", "identity", "--grpc-port", "0"])
+    exported = requests.get(s.metrics_url, timeout=10).text
+    assert "# TYPE berth_queue_depth gauge" in exported
+    assert 'berth_queue_depth{model="identity"' in exported
 
 
 def test_the_validator_catches_mistakes():
@@ -99,7 +118,7 @@ def test_restricted_pod_and_probes(tmp_path):
                                     "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
     assert c["resources"]["requests"] == c["resources"]["limits"] == {"cpu": "1500m", "memory": "2Gi"}
     assert c["startupProbe"]["httpGet"]["path"] == c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert c["livenessProbe"]["grpc"] == {"port": 8001, "service": "live"}  # the gRPC port's health
     assert c["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}  # no shell in the image
     assert pod["terminationGracePeriodSeconds"] > 5 + 10  # preStop + berth's drain fit inside it
     env = {e["name"]: e for e in c["env"]}

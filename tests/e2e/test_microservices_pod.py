@@ -8,11 +8,18 @@ the containers); `podman stop` of the MLP container gives 503s naming its
 step and takes the gateway's readiness down once the circuit breaker trips;
 `podman start` brings the same answers back.
 
-The images are FROM scratch (no shell, nothing to `podman exec`): the
-services are waited for through their own log lines (`podman logs`), the
-gateway through its published port. Containers and the pod are removed by
-the ids this module created, whatever happens.
+The same three images then run as `berth deploy compose` writes them, with
+real podman-compose: one network, the gateway reaching the services by their
+service names (MLP_URL, CHURN_URL set by the generator), only the gateway
+published; the gateway started before its services loads once they answer;
+each service's healthcheck command (`berth probe`, exec form) passes inside it.
+
+The images are FROM scratch (no shell): the services are waited for through
+their own log lines (`podman logs`), the gateway through its published port.
+Containers, the pod and the compose project are removed by the ids and names
+this module created, whatever happens.
 """
+import json
 import shutil
 import subprocess
 import time
@@ -73,6 +80,7 @@ def images(work, podman):
         # A copy, not a symlink: berth build refuses symlinks that leave the repository.
         shutil.copytree(EXAMPLES / model, repos[name] / model)
     repos["gateway"] = GATEWAY
+    (work / "repos.json").write_text(json.dumps({k: str(v) for k, v in repos.items()}))
     builds = {}
     for name in ("mlp", "churn", "gateway"):  # the MLP (LibTorch, ~530 MB) first: it takes longest
         log = open(work / f"build-{name}.log", "w")
@@ -228,3 +236,92 @@ def test_stopping_and_starting_the_mlp_container(podman, pod, oracle):
         time.sleep(0.2)
     assert_answers_equal(r, want)
     assert requests.get(f"http://127.0.0.1:{port}/v2/models/gateway/ready", timeout=5).status_code == 200
+
+
+def _compose_missing():
+    return _missing() + ([] if shutil.which("podman-compose") else ["podman-compose"])
+
+
+@pytest.fixture(scope="module")
+def compose(work, podman, images):
+    """`berth deploy compose` of the three images, brought up by podman-compose: (gateway port, project, run)."""
+    if _compose_missing():
+        pytest.skip(f"missing: {' '.join(_compose_missing())}")
+    repos = json.loads((work / "repos.json").read_text())
+    port = free_port()
+    out = work / "compose"
+    out.mkdir()
+    args = []
+    for name in ("mlp", "churn", "gateway"):
+        args += ["--image", images[name], "--model-repository", repos[name]]
+    subprocess.run([str(BERTH_BIN), "deploy", "compose", *args, "--publish", f"gateway=127.0.0.1:{port}", "-o",
+                    str(out)], check=True, capture_output=True, timeout=60)
+    project = f"berthtest{port}"
+
+    def run(*a, timeout=180):
+        return subprocess.run(["podman-compose", "-p", project, "-f", str(out / "compose.yaml"), *a], env=podman.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    up = run("up", "-d")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield port, project, run
+    finally:
+        run("down", "-t", "0")
+        podman.run("network", "rm", "-f", f"{project}_default", check=False, timeout=60)
+
+
+def container(project, service):
+    return f"{project}_{service}_1"  # podman-compose 1.0.3's names
+
+
+def wait_answers(port, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            r = gateway_infer(port)
+            if r.status_code == 200:
+                return r
+        except requests.RequestException:
+            r = None
+        assert time.time() < deadline, r.text if r is not None else "no answer"
+        time.sleep(0.2)
+
+
+def test_compose_gateway_calls_the_services_by_name(podman, compose, oracle):
+    port, project, _ = compose
+    assert_answers_equal(wait_answers(port), expected(oracle))
+    env = podman.run("inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}",
+                     container(project, "gateway")).stdout.split()
+    assert "MLP_URL=http://mlp:8000" in env and "CHURN_URL=http://churn:8000" in env
+    for service in ("mlp", "churn", "gateway"):
+        cid = container(project, service)
+        assert podman.run("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", cid).stdout.strip() == "true"
+        published = podman.run("port", cid, check=False).stdout.split()
+        assert published == (["8000/tcp", "->", f"127.0.0.1:{port}"] if service == "gateway" else []), published
+        # The healthcheck's command, run in the container (podman-compose 1.0.3 wraps CMD in /bin/sh, which
+        # these images do not have, so `podman healthcheck run` cannot be the judge here).
+        probe = podman.run("exec", cid, "/usr/bin/berth", "probe", check=False)
+        assert probe.returncode == 0, probe.stderr
+
+
+def test_compose_gateway_started_first_loads_when_the_services_answer(podman, compose, oracle):
+    port, project, _ = compose
+    want = expected(oracle)
+    assert_answers_equal(wait_answers(port), want)
+    podman.run("stop", "-t", "10", container(project, "mlp"), timeout=60)
+    podman.run("restart", "-t", "10", container(project, "gateway"), timeout=60)
+    deadline = time.time() + 30
+    while True:  # the gateway loads while its MLP service is down: UNAVAILABLE, naming the step
+        try:
+            r = requests.post(f"http://127.0.0.1:{port}/v2/repository/index", json={}, timeout=5)
+            index = {m["name"]: m for m in r.json()}
+            if index.get("gateway", {}).get("state") == "UNAVAILABLE":
+                break
+        except requests.RequestException:
+            pass
+        assert time.time() < deadline, "the restarted gateway never reported its MLP step unavailable"
+        time.sleep(0.1)
+    assert "remote http://mlp:8000 model mlp" in index["gateway"]["reason"], index
+    podman.run("start", container(project, "mlp"), timeout=60)
+    assert_answers_equal(wait_answers(port, timeout=60), want)

@@ -20,29 +20,60 @@ void CommonFlags(CLI::App* app, DeployOptions* o, std::string* out) {
   app->add_option("-o,--output", *out, "A directory to write NAME.yaml into, or - for stdout")->capture_default_str();
 }
 
+// The autoscaler's and shutdown's flags of k8s and kserve.
+void ServingFlags(CLI::App* app, DeployOptions* o) {
+  app->add_option("--min-replicas", o->min_replicas, "Autoscaler minimum")->capture_default_str();
+  app->add_option("--max-replicas", o->max_replicas, "Autoscaler maximum")->capture_default_str();
+  app->add_option("--target-cpu-percent", o->target_cpu_percent, "Autoscaler CPU utilisation target")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100}));
+  app->add_option("--shutdown-grace-secs", o->shutdown_grace_secs, "berth serve's drain time")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{3600}));
+  app->add_option("--prestop-secs", o->prestop_secs, "Delay before SIGTERM, for endpoints to drop the pod")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{600}));
+}
+
 }  // namespace
 
 Subcommand AddDeployCommand(CLI::App& parent) {
   auto o = std::make_shared<DeployOptions>();
   auto out = std::make_shared<std::string>("-");
-  auto* app = parent.add_subcommand("deploy", "Write Kubernetes manifests for an image berth build made");
+  auto* app =
+      parent.add_subcommand("deploy", "Write Kubernetes, KServe or compose manifests for images berth build made");
   app->require_subcommand(1);
   auto* k8s = app->add_subcommand("k8s", "Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget");
   CommonFlags(k8s, o.get(), out.get());
   k8s->add_option("--replicas", o->replicas, "Replicas to start with")->capture_default_str();
-  k8s->add_option("--min-replicas", o->min_replicas, "Autoscaler minimum")->capture_default_str();
-  k8s->add_option("--max-replicas", o->max_replicas, "Autoscaler maximum")->capture_default_str();
-  k8s->add_option("--target-cpu-percent", o->target_cpu_percent, "Autoscaler CPU utilisation target")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{100}));
+  ServingFlags(k8s, o.get());
+  k8s->add_option("--target-queue-depth", o->target_queue_depth,
+                  "Also scale on berth_queue_depth per pod (prometheus-adapter; its rule is written as a ConfigMap)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   k8s->add_option("--token-secret", o->token_secret,
                   "A Secret with keys admin-token and inference-token, mounted read-only (never in env)");
-  k8s->add_option("--shutdown-grace-secs", o->shutdown_grace_secs, "berth serve's drain time")
+  auto* kserve = app->add_subcommand("kserve", "A KServe ServingRuntime and an InferenceService using it");
+  CommonFlags(kserve, o.get(), out.get());
+  kserve->add_option("--storage-uri", o->storage_uri,
+                     "The InferenceService's storageUri (a repository, or one model's directory); default: the "
+                     "models in the image");
+  ServingFlags(kserve, o.get());
+  auto* compose = app->add_subcommand("compose", "A compose file: one service per image, pipelines wired to them");
+  compose->add_option("--image", o->images, "An image berth build made (repeat: one service each)")->required();
+  compose
+      ->add_option("--model-repository", o->model_repositories,
+                   "The repository each --image was built from, in the same order")
+      ->required();
+  compose->add_option("--publish", o->publish,
+                      "SERVICE=[ADDRESS:]PORT on the host (repeatable; default: services no other calls, "
+                      "127.0.0.1:8000, :8100, ...)");
+  compose->add_option("--cpu", o->cpu, "CPU limit of every service (default: its models' instances x threads)");
+  compose->add_option("--memory", o->memory, "Memory limit of every service (default: 256Mi + 2x the model files)");
+  compose->add_option("--shutdown-grace-secs", o->shutdown_grace_secs, "berth serve's drain time")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{3600}));
-  k8s->add_option("--prestop-secs", o->prestop_secs, "Delay before SIGTERM, for endpoints to drop the pod")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{600}));
+  compose->add_option("-o,--output", *out, "A directory to write compose.yaml into, or - for stdout")
+      ->capture_default_str();
   auto* job = app->add_subcommand("job", "An Indexed Job running berth batch --shard over a shared volume");
   CommonFlags(job, o.get(), out.get());
   job->add_option("--model", o->model, "The model (or pipeline) to run")->required();
@@ -56,8 +87,11 @@ Subcommand AddDeployCommand(CLI::App& parent) {
   job->add_option("--max-rejects", o->max_rejects, "Rejected rows a shard may have before its index fails")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, INT64_MAX));
-  return {app, [o, out, k8s]() {
-            Result<std::string> yaml = k8s->parsed() ? KubernetesManifests(*o) : BatchJobManifest(*o);
+  return {app, [o, out, k8s, kserve, compose]() {
+            Result<std::string> yaml = k8s->parsed()       ? KubernetesManifests(*o)
+                                       : kserve->parsed()  ? KServeManifests(*o)
+                                       : compose->parsed() ? ComposeFile(*o)
+                                                           : BatchJobManifest(*o);
             if (!yaml.ok()) {
               std::cerr << "berth deploy: " << yaml.status().message() << "\n";
               return 1;
@@ -67,7 +101,11 @@ Subcommand AddDeployCommand(CLI::App& parent) {
               return 0;
             }
             std::string name = o->name;
-            if (name.empty()) name = DefaultName(o->image) + (k8s->parsed() ? "" : "-batch");
+            if (compose->parsed()) {
+              name = "compose";
+            } else if (name.empty()) {
+              name = DefaultName(o->image) + (k8s->parsed() ? "" : kserve->parsed() ? "-kserve" : "-batch");
+            }
             std::string path = (std::filesystem::path(*out) / (name + ".yaml")).string();
             Status s = WriteFileAtomically(path, *yaml, Durability::kReplaceOnly);
             if (!s.ok()) {

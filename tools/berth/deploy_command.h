@@ -1,4 +1,4 @@
-// `berth deploy k8s|job`: registered on the CLI app; the manifests are
+// `berth deploy k8s|kserve|compose|job`: registered on the CLI app; the manifests are
 // written by src/deploy/.
 #pragma once
 

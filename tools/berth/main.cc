@@ -11,6 +11,7 @@
 #include "build_command.h"
 #include "common/logging.h"
 #include "deploy_command.h"
+#include "probe_command.h"
 
 int main(int argc, char** argv) {
   // Each executor sizes its own intra-op threads (model.yaml `threads`); an
@@ -27,6 +28,9 @@ int main(int argc, char** argv) {
   auto* serve =
       app.add_subcommand("serve", "Serve a model repository over the Open Inference Protocol v2 (HTTP and gRPC)");
   serve->add_option("--model-repository", serve_opts.model_repository, "Model repository directory")->required();
+  serve->add_option("--model-name", serve_opts.model_name,
+                    "When --model-repository is one model's directory (holds model.yaml, as KServe's /mnt/models "
+                    "may): its name (default: the directory's); ignored for a repository");
   serve->add_option("--host", serve_opts.host, "Address to listen on (0.0.0.0 = every interface, for containers)")
       ->capture_default_str();
   serve->add_option("--http-port", serve_opts.http_port, "HTTP port")->capture_default_str();
@@ -124,6 +128,7 @@ int main(int argc, char** argv) {
   berth::Subcommand batch = berth::AddBatchCommand(app);
   berth::Subcommand build = berth::AddBuildCommand(app), dockerfile = berth::AddDockerfileCommand(app);
   berth::Subcommand deploy = berth::AddDeployCommand(app);
+  berth::Subcommand probe = berth::AddProbeCommand(app);
 
   auto* help = app.add_subcommand("help", "Show this help");
 
@@ -136,7 +141,7 @@ int main(int argc, char** argv) {
     std::cout << app.get_formatter()->make_help(&app, "berth", CLI::AppFormatMode::Normal);
     return 0;
   }
-  if ((predict->parsed() || inspect->parsed() || batch.app->parsed()) && log_level == "info")
+  if ((predict->parsed() || inspect->parsed() || batch.app->parsed() || probe.app->parsed()) && log_level == "info")
     log_level = "warn";  // keep stdout/stderr for the answer
   if (auto s = berth::InitLogging(log_level); !s.ok()) {
     std::cerr << "berth: " << s.message() << "\n";
@@ -144,7 +149,7 @@ int main(int argc, char** argv) {
   }
   if (bench.app->parsed()) return bench.run();
   if (batch.app->parsed()) return batch.run();
-  for (auto* c : {&build, &dockerfile, &deploy}) {
+  for (auto* c : {&build, &dockerfile, &deploy, &probe}) {
     if (c->app->parsed()) return c->run();
   }
   if (inspect->parsed()) {
