@@ -71,8 +71,7 @@ Result<std::string> KServeManifests(const DeployOptions& o) {
   YamlDoc& ports = container["ports"] = YamlDoc::List();
   ports.Add(Port("http1", kHttpPort));  // Knative's names: http1 = HTTP/1.1, h2c = gRPC
   ports.Add(Port("h2c", kGrpcPort));
-  container["env"] = YamlDoc::List();
-  container["env"].Add(CpuLimitEnv());
+  ASSIGN_OR_RETURN(container["env"], ContainerEnv(o.env));
   container["resources"] = Resources(cpu, memory);
   // Ready only once every model has loaded (kserve#2882); slow loads get a budget of their own (kserve#3795).
   container["startupProbe"] = HttpProbe("/v2/health/ready", kHttpPort, 2, (sizing.StartupSeconds() + 1) / 2, 2);

@@ -138,8 +138,7 @@ Result<std::string> KubernetesManifests(const DeployOptions& o) {
   ports.Add(Port("http", 8000));
   ports.Add(Port("grpc", 8001));
   ports.Add(Port("metrics", 8002));
-  container["env"] = YamlDoc::List();
-  container["env"].Add(CpuLimitEnv());
+  ASSIGN_OR_RETURN(container["env"], ContainerEnv(o.env));
   container["resources"] = Resources(cpu, memory);
   // Ready only once every model has loaded (kserve#2882); slow loads get a budget of their own (kserve#3795).
   container["startupProbe"] = HttpProbe("/v2/health/ready", "http", 2, (sizing.StartupSeconds() + 1) / 2, 2);

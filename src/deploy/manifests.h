@@ -34,6 +34,7 @@ struct DeployOptions {
   std::string name;              // "" = the image's name (registry/team/NAME:tag), made a DNS label
   std::string namespace_name;    // "" = none (kubectl's current namespace)
   std::string cpu, memory;       // "" = derived from the repository (requests = limits)
+  std::vector<std::string> env;  // NAME=VALUE for the container (k8s, kserve): a gateway's remote URLs, say
   // k8s
   int64_t replicas = 2, min_replicas = 2, max_replicas = 10;
   int64_t target_cpu_percent = 70;

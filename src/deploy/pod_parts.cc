@@ -100,6 +100,24 @@ YamlDoc CpuLimitEnv() {
   return e;
 }
 
+Result<YamlDoc> ContainerEnv(const std::vector<std::string>& extra) {
+  YamlDoc env = YamlDoc::List();
+  env.Add(CpuLimitEnv());
+  for (const std::string& e : extra) {
+    size_t eq = e.find('=');
+    std::string name = e.substr(0, eq);
+    bool ok = eq != std::string::npos && !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+              name != kCpuLimitEnv;
+    for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    if (!ok) return InvalidArgument("--env: expected NAME=VALUE, NAME of letters, digits and '_' (not a digit first)");
+    YamlDoc v;
+    v["name"] = name;
+    v["value"] = e.substr(eq + 1);
+    env.Add(v);
+  }
+  return env;
+}
+
 YamlDoc HttpProbe(const char* path, const YamlDoc& port, int64_t period, int64_t failures, int64_t timeout) {
   YamlDoc p;
   p["httpGet"]["path"] = path;

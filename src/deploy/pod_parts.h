@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "berth/status.h"
 #include "deploy/yaml_doc.h"
@@ -32,6 +33,8 @@ YamlDoc ContainerSecurity();
 YamlDoc Resources(const std::string& cpu, const std::string& memory);
 // berth sizes its threads from the CPU limit (common/cpu_quota.h) as well as from the cgroup quota.
 YamlDoc CpuLimitEnv();
+// The container's env: the CPU limit, then each NAME=VALUE of `extra` (--env: a pipeline's remote URLs, say).
+Result<YamlDoc> ContainerEnv(const std::vector<std::string>& extra);
 // `port`: a port's name or number.
 YamlDoc HttpProbe(const char* path, const YamlDoc& port, int64_t period, int64_t failures, int64_t timeout);
 // grpc.health.v1 Check of `service` on `port` (Kubernetes 1.27+).

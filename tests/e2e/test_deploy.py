@@ -52,7 +52,8 @@ CASES = {
                          "--namespace", "ml", "--name", "scorer", "--replicas", "3", "--min-replicas", "2",
                          "--max-replicas", "20", "--cpu", "1500m", "--memory", "2Gi"],
     "vision": ["k8s", "--image", "localhost/fashion", "--model-repository", ROOT / "examples" / "vision" / "models"],
-    "gateway": ["k8s", "--image", "gw:latest", "--model-repository", ROOT / "examples" / "microservices" / "gateway"],
+    "gateway": ["k8s", "--image", "gw:latest", "--model-repository", ROOT / "examples" / "microservices" / "gateway",
+                "--env", "MLP_URL=http://mlp:8000", "--env", "CHURN_URL=http://churn.ml.svc:8000"],
     "queue": ["k8s", "--image", IMAGE, "--model-repository", EXAMPLES, "--target-queue-depth", "4"],
     "job-claim": [*JOB_ARGS, "--data-claim", "batch-data"],
     "job-hostpath": [*JOB_ARGS, "--data-host-path", "/srv/batch", "--parallelism", "2"],
@@ -157,6 +158,8 @@ def test_clear_errors(tmp_path):
         (["k8s", "--image", IMAGE, "--model-repository", EXAMPLES, "--name", "Bad_Name"], "expected a DNS label"),
         (["k8s", "--image", IMAGE, "--model-repository", EXAMPLES, "--replicas", "50"], "min <= replicas <= max"),
         ([*JOB_ARGS], "--data-claim or --data-host-path: exactly one"),
+        (["k8s", "--image", IMAGE, "--model-repository", EXAMPLES, "--env", "1X=y"], "--env: expected NAME=VALUE"),
+        (["kserve", "--image", IMAGE, "--model-repository", EXAMPLES, "--env", "NOVALUE"], "--env: expected NAME="),
         ([*JOB_ARGS[:6], "nope", *JOB_ARGS[7:], "--data-claim", "c"], "--model nope: not a model"),
     ]:
         p = deploy(*args, check=False)
@@ -165,6 +168,9 @@ def test_clear_errors(tmp_path):
     d = docs(deploy("k8s", "--image", "reg/3d-detector:1", "--model-repository", EXAMPLES, "--prestop-secs", "0").stdout)
     assert d["Service"]["metadata"]["name"] == "berth-3d-detector"
     assert "lifecycle" not in d["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    gateway = docs(deploy(*CASES["gateway"]).stdout)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert gateway["env"][1:] == [{"name": "MLP_URL", "value": "http://mlp:8000"},
+                                  {"name": "CHURN_URL", "value": "http://churn.ml.svc:8000"}]
     job = docs(deploy(*JOB_ARGS, "--data-claim", "c", "--max-rejects", "25").stdout)["Job"]
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--max-rejects") + 1] == "25"

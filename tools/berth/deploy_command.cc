@@ -22,6 +22,8 @@ void CommonFlags(CLI::App* app, DeployOptions* o, std::string* out) {
 
 // The autoscaler's and shutdown's flags of k8s and kserve.
 void ServingFlags(CLI::App* app, DeployOptions* o) {
+  app->add_option("--env", o->env,
+                  "NAME=VALUE in the container's environment (repeatable), e.g. a pipeline's MLP_URL=http://mlp:8000");
   app->add_option("--min-replicas", o->min_replicas, "Autoscaler minimum")->capture_default_str();
   app->add_option("--max-replicas", o->max_replicas, "Autoscaler maximum")->capture_default_str();
   app->add_option("--target-cpu-percent", o->target_cpu_percent, "Autoscaler CPU utilisation target")
