@@ -12,7 +12,7 @@ PKGS=(
   python3-prometheus-client python3-pil python3-yaml dataset-fashion-mnist
   libssl-dev zlib1g-dev libarchive-dev binutils libjemalloc-dev
   podman runc skopeo umoci docker-registry uidmap catatonit
-  podman-compose golang-github-containernetworking-plugin-dnsname python3-jsonschema
+  podman-compose golang-github-containernetworking-plugin-dnsname python3-jsonschema docker-compose
   clang libclang-rt-14-dev strace
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-grpc-tools openssl
 )

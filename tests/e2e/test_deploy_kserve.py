@@ -9,8 +9,9 @@ what the storage initializer put there, {{.Name}} replaced), serves v2 over
 HTTP on the runtime's HTTP port and gRPC health on its h2c port.
 
 Compose: the microservices example as three services wired by name, with
-the same hardening as the pod; refusals name what is wrong. (podman-compose
-runs it in test_microservices_pod.py.)"""
+the same hardening as the pod, valid by docker-compose's own schema check;
+refusals name what is wrong. (podman-compose runs it in
+test_microservices_pod.py.)"""
 import gzip
 import json
 import os
@@ -193,6 +194,33 @@ def test_compose_wires_the_gateway_to_the_services(tmp_path):
     out.mkdir()
     deploy(*args, "--publish", "gateway=0.0.0.0:9000", "-o", out)
     assert yaml.safe_load((out / "compose.yaml").read_text())["services"]["gateway"]["ports"] == ["0.0.0.0:9000:8000"]
+
+
+def compose_config_errors(text, tmp_path):
+    """docker-compose 1.29's own check of a compose file against the compose schema (it needs no daemon):
+    unknown keys and wrong types are errors."""
+    path = tmp_path / "check.yaml"
+    path.write_text(text)
+    p = subprocess.run(["docker-compose", "-f", str(path), "config", "-q"], capture_output=True, text=True,
+                       timeout=60)
+    return p.returncode, p.stderr
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose missing (install-deps.sh)")
+def test_compose_files_validate(tmp_path):
+    args = compose_args(tmp_path)
+    for extra in ([], ["--publish", "gateway=0.0.0.0:9000", "--publish", "mlp=8100", "--cpu", "1500m",
+                       "--memory", "2Gi", "--shutdown-grace-secs", "30"]):
+        rc, err = compose_config_errors(deploy(*args, *extra).stdout, tmp_path)
+        assert rc == 0, err
+    single = deploy("compose", "--image", "x/identity:1", "--model-repository", EXAMPLES).stdout
+    assert compose_config_errors(single, tmp_path)[0] == 0
+    # The check can fail: a misspelt key and a wrong type.
+    text = deploy(*args).stdout
+    rc, err = compose_config_errors(text.replace("read_only:", "read_onlyy:", 1), tmp_path)
+    assert rc != 0 and "read_onlyy" in err
+    rc, err = compose_config_errors(text.replace("retries: 3", "retries: three", 1), tmp_path)
+    assert rc != 0
 
 
 def test_compose_refusals(tmp_path):
