@@ -110,8 +110,14 @@ void ModelRepository::ReapRetired() {
 
 Status ModelRepository::LoadModel(const std::string& name) { return LoadModel(name, std::nullopt); }
 
-Status ModelRepository::LoadModel(const std::string& name, std::optional<Result<ModelSource>> read) {
+Status ModelRepository::LoadModel(const std::string& name, std::optional<Result<ModelSource>> read,
+                                  bool only_if_retrying) {
   std::lock_guard<std::mutex> load_lock(load_mu_);
+  if (only_if_retrying) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end() || !it->second.retry_load) return Status::Ok();
+  }
   // Refusals before anything loads: logged, and kept as the reason of a model the index already lists.
   auto refuse = [&](const Status& full) {
     spdlog::error("model '{}': {}", name, full.message());
@@ -348,7 +354,7 @@ void ModelRepository::RetryPipelines(std::chrono::milliseconds* delay) {
   }
   for (const std::string& name : names) {
     spdlog::info("model '{}': a step was unavailable; loading it again", name);
-    (void)LoadModel(name);
+    (void)LoadModel(name, std::nullopt, /*only_if_retrying=*/true);
   }
   // 1 s, then twice as long each time while some pipeline still cannot load, at most 30 s.
   *delay = names.empty() ? std::chrono::milliseconds(1000) : std::min(*delay * 2, std::chrono::milliseconds(30000));

@@ -123,7 +123,9 @@ class ModelRepository {
   std::vector<std::string> LoadOrder(const std::vector<std::string>& names,
                                      const std::map<std::string, Result<ModelSource>>& sources) const;
   // LoadModel with the directory already read (nullopt: read it here).
-  Status LoadModel(const std::string& name, std::optional<Result<ModelSource>> read);
+  // `only_if_retrying`: do nothing unless the model is still marked retry_load once the load lock is held
+  // (an unload between RetryPipelines' look and the load wins).
+  Status LoadModel(const std::string& name, std::optional<Result<ModelSource>> read, bool only_if_retrying = false);
   void Retire(std::shared_ptr<ModelVersion> version);  // REQUIRES(mu_)
   // `s` with the server's own paths (repository root, backend directory) cut
   // out of its message: what clients may see.
