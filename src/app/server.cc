@@ -116,7 +116,7 @@ Status RunServer(const ServerOptions& o) {
   so.repository.root = o.model_repository;
   std::error_code ec;
   if (fs::is_regular_file(fs::path(o.model_repository) / "model.yaml", ec)) {
-    fs::path dir = fs::path(o.model_repository).lexically_normal();
+    fs::path dir = fs::absolute(fs::path(o.model_repository), ec).lexically_normal();  // "." has a name too
     if (!dir.has_filename()) dir = dir.parent_path();
     so.repository.single_model = o.model_name.empty() ? dir.filename().string() : o.model_name;
     spdlog::info("{} holds model.yaml: serving it as the one model '{}'", o.model_repository,

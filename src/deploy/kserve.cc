@@ -76,7 +76,7 @@ Result<std::string> KServeManifests(const DeployOptions& o) {
   // Ready only once every model has loaded (kserve#2882); slow loads get a budget of their own (kserve#3795).
   container["startupProbe"] = HttpProbe("/v2/health/ready", kHttpPort, 2, (sizing.StartupSeconds() + 1) / 2, 2);
   container["readinessProbe"] = HttpProbe("/v2/health/ready", kHttpPort, 5, 2, 2);
-  container["livenessProbe"] = HttpProbe("/v2/health/live", kHttpPort, 10, 3, 5);
+  container["livenessProbe"] = GrpcProbe(kGrpcPort, "live", 10, 3, 5);  // as deploy k8s: both ports probed
   if (o.prestop_secs > 0) container["lifecycle"]["preStop"]["sleep"]["seconds"] = o.prestop_secs;
   container["securityContext"] = ContainerSecurity();
 
@@ -88,7 +88,9 @@ Result<std::string> KServeManifests(const DeployOptions& o) {
   spec["annotations"]["prometheus.kserve.io/port"] = std::to_string(kMetricsPort);
   spec["annotations"]["prometheus.kserve.io/path"] = "/metrics";
   spec["supportedModelFormats"] = YamlDoc::List();
-  spec["supportedModelFormats"].Add(Format("berth", "1", true, 1));
+  // Not auto-selected: the InferenceService names its runtime, and KServe refuses a second runtime in a
+  // namespace auto-selecting the same format at the same priority (two berth deployments side by side).
+  spec["supportedModelFormats"].Add(Format("berth", "1", false, 1));
   for (const std::string& backend : sizing.backends) {
     // Listed, not auto-selected: an InferenceService asking for "pytorch" alone keeps KServe's own runtime.
     if (const char* format = FormatOf(backend)) spec["supportedModelFormats"].Add(Format(format, "1", false, 2));

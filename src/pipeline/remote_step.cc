@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/file_util.h"
+#include "net/url.h"
 
 namespace berth {
 
@@ -23,8 +24,19 @@ RemoteStep::RemoteStep(const PipelineStep& step) : retries_(step.retries) {
 }
 
 Result<std::unique_ptr<RemoteStep>> RemoteStep::Create(const PipelineStep& step, std::chrono::milliseconds timeout) {
-  std::unique_ptr<RemoteStep> s(new RemoteStep(step));
   const RemoteModel& m = *step.remote;
+  if (!m.url_variable.empty()) {
+    // A URL from the environment is checked before anything quotes it: a bad one (user information, a
+    // fragment) may hold a secret, so the error says what is wrong without the value.
+    Result<Url> url = ParseUrl(m.url);
+    if (!url.ok()) {
+      const std::string& why = url.status().message();
+      size_t cut = why.find("': ");
+      return InvalidArgument("remote.url, from the environment variable it names: " +
+                             (cut == std::string::npos ? std::string("not a valid URL") : why.substr(cut + 3)));
+    }
+  }
+  std::unique_ptr<RemoteStep> s(new RemoteStep(step));
   std::string token;
   if (!m.token_file.empty()) {
     Result<std::string> read = ReadRegularFile(m.token_file, 4096);

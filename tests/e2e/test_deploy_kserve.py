@@ -102,7 +102,7 @@ def test_kserve_runtime_as_kserve_expects_it():
     assert c["name"] == "kserve-container"
     assert spec["protocolVersions"] == ["v2", "grpc-v2"]
     formats = {f["name"]: f for f in spec["supportedModelFormats"]}
-    assert formats["berth"]["autoSelect"] is True
+    assert formats["berth"]["autoSelect"] is False  # the InferenceService names its runtime
     assert {"pytorch", "xgboost", "onnx"} <= set(formats)  # examples/models' backends
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http1": 8080, "h2c": 8081}
     assert c["args"][:3] == ["serve", "--model-repository", "/models"]  # no storageUri: the image's models
