@@ -116,6 +116,7 @@ def test_kserve_runtime_as_kserve_expects_it():
     assert isvc["spec"]["predictor"]["securityContext"]["runAsUser"] == 65532
 
 
+@pytest.mark.xgboost  # the churn model: deselected where only the identity backend is built (sanitizer stage)
 @pytest.mark.parametrize("layout", ["one-model", "repository"])
 def test_the_runtime_command_serves_what_the_storage_initializer_leaves(tmp_path, layout):
     """The container's command and args, run here as the kubelet would, /mnt/models being a local copy."""
