@@ -8,13 +8,13 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
 import pytest
 import requests
+from procs import free_port  # noqa: F401 (tests import it from here)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BERTH_BIN = pathlib.Path(os.environ.get("BERTH_BIN", ROOT / "build" / "bin" / "berth"))
@@ -27,12 +27,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "image_backend: needs the image backend (OpenCV imgcodecs) and Python PIL")
     config.addinivalue_line("markers", "rss: asserts the server's memory stays flat (meaningless under ASan, whose "
                                        "quarantine keeps freed memory)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

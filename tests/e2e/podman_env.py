@@ -9,22 +9,15 @@ registries are stopped by their PIDs.
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import time
 import warnings
 
 import requests
-from procs import stop_process
+from procs import free_port, stop_process  # noqa: F401 (free_port is re-exported)
 
 HERE = pathlib.Path(__file__).resolve().parent
 CONTAINERS_CONF = HERE / "containers.conf"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tools_missing():

@@ -1,10 +1,27 @@
-"""Helper processes the tests start: waiting for one to answer, and stopping it by its PID (SIGTERM first,
-SIGKILL after `timeout`)."""
+"""Helper processes the tests start: a free loopback port for each, waiting for one to answer, and stopping it
+by its PID (SIGTERM first, SIGKILL after `timeout`)."""
 import signal
+import socket
 import subprocess
 import time
 
 import requests
+
+
+_ports_given = set()
+
+
+def free_port():
+    """A loopback port nothing listens on, never one this test process was given before: the kernel may hand
+    the same ephemeral port to two binds in a row once the first is closed, and a server given it twice
+    (its gRPC port equal to its metrics port) fails to start."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def stop_process(proc, timeout=10):
