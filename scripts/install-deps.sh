@@ -14,6 +14,7 @@ PKGS=(
   podman runc skopeo umoci docker-registry uidmap catatonit
   podman-compose golang-github-containernetworking-plugin-dnsname python3-jsonschema docker-compose
   clang libclang-rt-14-dev strace
+  chromium chromium-driver python3-selenium fonts-dejavu-core
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-grpc-tools openssl
 )
 if [[ "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
@@ -42,4 +43,8 @@ fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [[ ! -d $ROOT/tests/k8s/node_modules/kubernetes-models ]]; then
   npm ci --prefix "$ROOT/tests/k8s" --no-audit --no-fund --loglevel=error
+fi
+# GET /v2/openapi.json is checked against the OpenAPI 3.1 schema (tests/ui/package-lock.json pins the validator).
+if [[ ! -d $ROOT/tests/ui/node_modules/@seriousme/openapi-schema-validator ]]; then
+  npm ci --prefix "$ROOT/tests/ui" --no-audit --no-fund --loglevel=error
 fi

@@ -20,6 +20,7 @@ struct ServerOptions {
   uint16_t http_port = 8000;
   uint16_t grpc_port = 8001;              // KServe v2 gRPC + grpc.health.v1; 0 = off
   uint16_t metrics_port = 8002;           // Prometheus /metrics; 0 = off
+  bool ui = true;                         // the web UI on the HTTP port (GET /, /ui/...)
   int http_threads = 0;                   // 0 = from the CPU quota (cgroup) and affinity
   int64_t request_timeout_ms = 0;         // queue timeout for requests without parameters.timeout_us; 0 = none
   int64_t inline_max_us = 100;            // run a request on its I/O thread when the model is this fast; 0 = never

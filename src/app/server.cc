@@ -23,6 +23,7 @@
 #include "protocol/grpc/grpc_server.h"
 #include "protocol/http/http_server.h"
 #include "protocol/http/metrics_handler.h"
+#include "protocol/http/ui_handler.h"
 #include "protocol/http/v2_handler.h"
 #include "server/access_policy.h"
 #include "server/inference_server.h"
@@ -138,11 +139,12 @@ Status RunServer(const ServerOptions& o) {
   vo.max_body_bytes = o.max_request_bytes;
   vo.decode_threads = ThreadsFor(cpu.cpus / 2);
   V2Handler handler(server.get(), AccessPolicy(access), vo);
+  UiHandler ui_handler(&handler, o.ui);  // the page, and every other request to the API
   MetricsHandler metrics_handler([&server] { return server->MetricsSnapshot(); });
   ho.draining = &server->draining_flag();
   spdlog::info("CPU budget: {}; HTTP I/O threads: {}{}", cpu.source, ho.threads,
                o.http_threads > 0 ? " (--http-threads)" : " (half the budget; executors use the rest)");
-  ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> http, HttpServer::Create(ho, &handler));
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> http, HttpServer::Create(ho, &ui_handler));
   handler.SetFrontEnd(http.get());
   const char* scheme = tls ? "https" : "http";
   if (tls) {
@@ -151,6 +153,7 @@ Status RunServer(const ServerOptions& o) {
   }
   spdlog::info("berth {} listening on {}://{}:{}, repository {}, backends in {}", Version(), scheme, o.host,
                http->port(), o.model_repository, o.backend_dir.empty() ? DefaultBackendDir() : o.backend_dir);
+  if (o.ui) spdlog::info("web UI on {}://{}:{}/ (--ui off turns it off)", scheme, o.host, http->port());
   if (o.metrics_port != 0) {
     ASSIGN_OR_RETURN(uint16_t metrics_port, http->AddListener(o.metrics_port, &metrics_handler));
     spdlog::info("metrics on {}://{}:{}/metrics", scheme, o.host, metrics_port);

@@ -135,6 +135,10 @@ Result<std::string> ComposeFile(const DeployOptions& o) {
     YamlDoc& c = out[s.name];
     c["image"] = s.image;
     c["command"] = YamlDoc::Strings({"--shutdown-grace-secs", std::to_string(o.shutdown_grace_secs)});
+    if (!o.ui) {
+      c["command"].Add("--ui");
+      c["command"].Add("off");
+    }
     if (!s.environment.empty()) {
       YamlDoc& env = c["environment"];
       for (const auto& [k, v] : s.environment) env[k] = v;

@@ -67,6 +67,10 @@ Result<std::string> KServeManifests(const DeployOptions& o) {
                                std::string("--shutdown-grace-secs"), std::to_string(o.shutdown_grace_secs)}) {
     args.Add(a);
   }
+  if (!o.ui) {
+    args.Add("--ui");
+    args.Add("off");
+  }
   container["args"] = args;
   YamlDoc& ports = container["ports"] = YamlDoc::List();
   ports.Add(Port("http1", kHttpPort));  // Knative's names: http1 = HTTP/1.1, h2c = gRPC

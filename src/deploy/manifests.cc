@@ -127,6 +127,10 @@ Result<std::string> KubernetesManifests(const DeployOptions& o) {
   container["name"] = "berth";
   container["image"] = o.image;
   YamlDoc args = YamlDoc::Strings({"--shutdown-grace-secs", std::to_string(o.shutdown_grace_secs)});
+  if (!o.ui) {
+    args.Add("--ui");
+    args.Add("off");
+  }
   if (!o.token_secret.empty()) {
     for (const char* a : {"--admin-token-file", "/var/run/secrets/berth/admin-token", "--auth-token-file",
                           "/var/run/secrets/berth/inference-token"}) {

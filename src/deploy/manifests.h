@@ -43,6 +43,7 @@ struct DeployOptions {
   int64_t target_queue_depth = 0;
   std::string token_secret;  // a Secret with keys admin-token and inference-token, mounted read-only
   int64_t shutdown_grace_secs = 10;
+  bool ui = false;  // the web UI in the served containers (`berth serve --ui`): off unless asked
   int64_t prestop_secs = 5;
   // job
   std::string model;    // the repository's model (or pipeline) to run

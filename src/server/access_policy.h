@@ -34,6 +34,9 @@ class AccessPolicy {
   // Ok, PermissionDenied (model control is off) or Unauthenticated.
   Status CheckModelControl(std::string_view authorization) const;
 
+  // Whether inference needs a bearer token (what the OpenAPI document declares).
+  bool requires_inference_token() const { return !options_.auth_token.empty(); }
+
  private:
   Options options_;
 };

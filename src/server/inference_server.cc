@@ -18,7 +18,7 @@ constexpr int64_t kMaxTimeoutUs = int64_t{1} << 40;  // ~12 days
 
 std::vector<TensorMetadata> SpecsOf(const ModelConfig& c, const std::vector<TensorSpec>& specs) {
   std::vector<TensorMetadata> out;
-  for (const TensorSpec& s : specs) out.push_back({s.name, s.dtype, c.FullShape(s)});
+  for (const TensorSpec& s : specs) out.push_back({s.name, s.dtype, c.FullShape(s), s.optional});
   return out;
 }
 

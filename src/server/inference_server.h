@@ -50,6 +50,7 @@ struct TensorMetadata {
   std::string name;
   DataType dtype = DataType::kFp32;
   std::vector<int64_t> shape;  // as clients send it: a leading -1 when the model is batched
+  bool optional = false;       // a pipeline's input the request may leave out
 };
 
 // What the v2 model metadata endpoint (and its gRPC twin) answers.

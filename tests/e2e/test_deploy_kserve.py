@@ -251,3 +251,25 @@ def test_berth_probe(start_server):
     assert p.returncode == 1 and "connect failed" in p.stderr, p.stderr
     p = subprocess.run([*probe, "not a url"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2
+
+
+def test_the_web_ui_is_off_in_deployed_containers_unless_asked():
+    def serve_args(text):
+        out = []
+        for d in yaml.safe_load_all(text):
+            if not d:
+                continue
+            if "services" in d:  # compose
+                out += [s["command"] for s in d["services"].values()]
+            for c in d.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []) + \
+                    d.get("spec", {}).get("containers", []):
+                out.append(c.get("args", []))
+        return out
+
+    for base in (["k8s", "--image", IMAGE, "--model-repository", EXAMPLES], KSERVE_CASES["image"],
+                 ["compose", "--image", "x/identity:1", "--model-repository", EXAMPLES]):
+        off = serve_args(deploy(*base).stdout)
+        assert off and all(a[a.index("--ui") + 1] == "off" for a in off), (base[0], off)
+        on = serve_args(deploy(*base, "--ui", "on").stdout)
+        assert on and all("--ui" not in a for a in on), (base[0], on)
+    assert deploy("k8s", "--image", IMAGE, "--model-repository", EXAMPLES, "--ui", "maybe", check=False).returncode != 0

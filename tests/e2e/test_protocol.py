@@ -296,7 +296,7 @@ def test_unknown_model_or_version_404(srv, path):
     error_of(r)
 
 
-@pytest.mark.parametrize("path", ["/nosuch", "/v2/nosuch", "/v2/models", "/v3", "/",
+@pytest.mark.parametrize("path", ["/nosuch", "/v2/nosuch", "/v2/models", "/v3", "//", "/ui/nosuch", "/ui/a/b",
                                   "/v2/models/pair/metadata", "/v2/health", "/v2/health/live/x"])
 def test_unknown_path_404(srv, path):
     r = srv.get(path)

@@ -20,8 +20,17 @@ void CommonFlags(CLI::App* app, DeployOptions* o, std::string* out) {
   app->add_option("-o,--output", *out, "A directory to write NAME.yaml into, or - for stdout")->capture_default_str();
 }
 
+// --ui on|off for the served containers: off unless asked (a production pod answers the API only).
+void UiFlag(CLI::App* app, DeployOptions* o) {
+  app->add_option_function<std::string>(
+         "--ui", [o](const std::string& v) { o->ui = v == "on"; },
+         "The web UI in the containers (berth serve --ui): on or off (default off)")
+      ->check(CLI::IsMember({"on", "off"}));
+}
+
 // The autoscaler's and shutdown's flags of k8s and kserve.
 void ServingFlags(CLI::App* app, DeployOptions* o) {
+  UiFlag(app, o);
   app->add_option("--env", o->env,
                   "NAME=VALUE in the container's environment (repeatable), e.g. a pipeline's MLP_URL=http://mlp:8000");
   app->add_option("--min-replicas", o->min_replicas, "Autoscaler minimum")->capture_default_str();
@@ -71,6 +80,7 @@ Subcommand AddDeployCommand(CLI::App& parent) {
                       "127.0.0.1:8000, :8100, ...)");
   compose->add_option("--cpu", o->cpu, "CPU limit of every service (default: its models' instances x threads)");
   compose->add_option("--memory", o->memory, "Memory limit of every service (default: 256Mi + 2x the model files)");
+  UiFlag(compose, o.get());
   compose->add_option("--shutdown-grace-secs", o->shutdown_grace_secs, "berth serve's drain time")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{3600}));

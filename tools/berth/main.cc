@@ -42,6 +42,11 @@ int main(int argc, char** argv) {
   serve->add_option("--metrics-port", serve_opts.metrics_port, "Prometheus metrics port (/metrics); 0 = off")
       ->capture_default_str();
   serve
+      ->add_option_function<std::string>(
+          "--ui", [&serve_opts](const std::string& v) { serve_opts.ui = v == "on"; },
+          "The web UI on the HTTP port (GET /): on or off (default on)")
+      ->check(CLI::IsMember({"on", "off"}));
+  serve
       ->add_option("--request-timeout-ms", serve_opts.request_timeout_ms,
                    "Longest a request may wait in a model's queue unless it sets parameters.timeout_us; 0 = none")
       ->capture_default_str()

@@ -98,6 +98,7 @@ void V2Handler::Handle(HttpRequest&& req, Responder respond) {
   if (p.size() == 3 && p[1] == "repository" && p[2] == "index") {
     return only(http::verb::post, [&] { return RepositoryIndex(req); });
   }
+  if (p.size() == 2 && p[1] == "openapi.json") return only(http::verb::get, [&] { return OpenApi(); });
   if (p.size() == 3 && p[1] == "models" && p[2] == "stats") {
     return only(http::verb::get, [&] { return ModelStatsJson("", -1); });
   }

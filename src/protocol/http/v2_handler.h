@@ -48,6 +48,8 @@ class V2Handler final : public HttpHandler {
   HttpResponse ModelConfigJson(std::string_view model, int64_t version) const;
   HttpResponse ModelStatsJson(std::string_view model, int64_t version) const;
   HttpResponse RepositoryIndex(const HttpRequest& request) const;
+  // GET /v2/openapi.json (v2_openapi.cc).
+  HttpResponse OpenApi() const;
   // POST /v2/repository/models/{m}/load|unload (v2_repository.cc).
   void RepositoryControl(const HttpRequest& request, std::string_view model, bool load, Responder respond);
   void Infer(HttpRequest&& request, std::string_view model, int64_t version, Responder respond);

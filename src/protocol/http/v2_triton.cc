@@ -1,6 +1,8 @@
 // Triton's HTTP extensions that tritonclient calls every day:
 //   GET /v2/models/{m}[/versions/{v}]/config   the model configuration, as Triton's JSON model config
 //   GET /v2/models[/{m}[/versions/{v}]]/stats  the statistics extension, from the counters /metrics shows
+#include <filesystem>
+
 #include "common/json_writer.h"
 #include "protocol/http/status_mapping.h"
 #include "protocol/http/v2_handler.h"
@@ -32,6 +34,14 @@ void Specs(JsonWriter& w, const char* key, const std::vector<TensorSpec>& specs)
     w.BeginArray();
     for (int64_t d : s.shape) w.Int(d);
     w.EndArray();
+    if (s.optional) {
+      w.Key("optional");
+      w.Bool(true);
+    }
+    if (!s.labels_file.empty()) {  // Triton's field: the classification extension has labels for this output
+      w.Key("label_filename");
+      w.String(std::filesystem::path(s.labels_file).filename().string());
+    }
     w.EndObject();
   }
   w.EndArray();
