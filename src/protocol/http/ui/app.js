@@ -211,12 +211,13 @@
   function concreteShape(shape) { return shape.map((d) => (d < 0 ? 1 : d)); }
 
   // One input's controls, and a function that reads them into a v2 input (or throws with a reason).
-  function inputField(spec, onlyBytes) {
+  // `batched`: the first dimension is the batch (max_batch_size > 0), sent as 1; any other -1 needs JSON.
+  function inputField(spec, onlyBytes, batched) {
     const id = `in-${spec.name}`;
     const box = el('fieldset', { class: 'input', 'data-input': spec.name },
       el('legend', {}, el('code', { text: spec.name }), ` ${spec.datatype} [${spec.shape.join(', ')}]`));
     const shape = concreteShape(spec.shape);
-    const variable = spec.shape.slice(1).some((d) => d < 0);
+    const variable = spec.shape.some((d, i) => d < 0 && !(i === 0 && batched));
     if (spec.datatype === 'BYTES') {
       const text = el('textarea', { id, rows: 3, name: spec.name });
       box.append(el('label', { for: id, text: 'Text' }), text);
@@ -440,7 +441,8 @@
     // The try-it form.
     const bytesInputs = meta.inputs.filter((s) => s.datatype === 'BYTES');
     const onlyBytes = meta.inputs.length === 1 && bytesInputs.length === 1;
-    const fields = meta.inputs.map((s) => inputField(s, onlyBytes));
+    const batched = Boolean(config && config.max_batch_size > 0);
+    const fields = meta.inputs.map((s) => inputField(s, onlyBytes, batched));
     const labelled = new Set(((config && config.output) || []).filter((o) => o.label_filename).map((o) => o.name));
     const outputs = meta.outputs.filter((o) => labelled.has(o.name)).map((o) => {
       const classes = o.shape[o.shape.length - 1];
