@@ -30,7 +30,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktra
 echo "== unit tests (sanitizers)"
 ctest --test-dir build-asan --output-on-failure -j 2
 echo "== protocol end-to-end tests (sanitizers, identity backend)"
-BERTH_BIN=build-asan/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider -m "not torch and not xgboost and not onnx and not image_backend and not container and not rss"
+BERTH_BIN=build-asan/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider -m "not torch and not xgboost and not onnx and not image_backend and not sentencepiece and not container and not rss"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== thread sanitizer: scheduler, repository, server, HTTP client"

@@ -29,7 +29,11 @@ Result<LoadedBackend*> BackendRegistry::Get(const std::string& name) {
     return NotFound("backend '" + name + "': no plugin at " + path + " (is the backend built and installed?)");
   }
   // Plugins are never dlclose()d: ML libraries register global state that does not survive unloading.
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // Debian's libsentencepiece carries its own protobuf (3.14) while berth's gRPC links the system one
+  // (3.21): its plugin binds its own symbols first (RTLD_DEEPBIND), or protobuf's initialisation crashes.
+  // AddressSanitizer cannot run such a plugin; sanitizer builds leave it out.
+  const int deep_bind = name == "sentencepiece" ? RTLD_DEEPBIND : 0;
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | deep_bind);
   if (!handle) {
     const char* err = dlerror();
     return FailedPrecondition("backend '" + name + "': cannot load " + path + ": " + (err ? err : "unknown error"));

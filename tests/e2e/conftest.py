@@ -24,6 +24,7 @@ EXAMPLES = ROOT / "examples" / "models"
 def pytest_configure(config):
     config.addinivalue_line("markers", "torch: needs the TorchScript backend and Python torch")
     config.addinivalue_line("markers", "onnx: needs the ONNX backend (OpenCV DNN)")
+    config.addinivalue_line("markers", "sentencepiece: needs the sentencepiece backend (not in sanitizer builds)")
     config.addinivalue_line("markers", "image_backend: needs the image backend (OpenCV imgcodecs) and Python PIL")
     config.addinivalue_line("markers", "rss: asserts the server's memory stays flat (meaningless under ASan, whose "
                                        "quarantine keeps freed memory)")
