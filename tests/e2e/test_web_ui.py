@@ -385,3 +385,25 @@ def test_the_openapi_document_is_valid_and_its_model_schemas_check_requests(tmp_
         answer = examples_server.post(f"/v2/models/{model}/infer", json=body).json()
         jsonschema.Draft202012Validator(dict(doc, **{"$ref": f"#/components/schemas/{model}.response"})).validate(answer)
     assert set(doc["paths"]) >= {f"/v2/models/{m}/infer" for m, _ in examples}
+
+
+@pytest.mark.torch
+@pytest.mark.sentencepiece
+def test_spam_typed_in_the_page_gets_the_apis_label(tmp_path, driver):
+    link = tmp_path / "models"
+    link.symlink_to(EXAMPLES.parent / "text" / "models")
+    s = Server(link)
+    try:
+        message = "Subject: You WON $1,000,000!!!\n\nClick here now to claim your FREE prize, limited offer."
+        driver.get(s.url + "/#/models/spam")
+        wait_for(driver, "#in-text").send_keys(message)
+        driver.find_element(By.CSS_SELECTOR, "#try-form button[type=submit]").click()
+        label = wait_for(driver, "#answer table[data-output='label'] td.value")
+        api = s.post("/v2/models/spam/infer", data=message.encode(), headers={"Content-Type": "text/plain"}).json()
+        out = {o["name"]: o["data"] for o in api["outputs"]}
+        assert label.text == out["label"][0] and label.text in ("spam", "ham")
+        score = driver.find_element(By.CSS_SELECTOR, "#answer table[data-output='score'] td.value").text
+        assert float(score) == out["score"][0]
+        assert console_errors(driver) == []
+    finally:
+        s.stop()
