@@ -58,6 +58,7 @@ def write(name, yaml, files=()):
     d = MODELS / name
     shutil.rmtree(d, ignore_errors=True)
     (d / "1").mkdir(parents=True)
+    (d / "1" / ".gitkeep").touch()  # git keeps no empty version directory
     (d / "model.yaml").write_text(yaml)
     for src, dst in files:
         shutil.copy(src, d / dst)
