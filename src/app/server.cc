@@ -139,8 +139,8 @@ Status RunServer(const ServerOptions& o) {
   vo.max_body_bytes = o.max_request_bytes;
   vo.decode_threads = ThreadsFor(cpu.cpus / 2);
   V2Handler handler(server.get(), AccessPolicy(access), vo);
-  UiHandler ui_handler(&handler, o.ui);  // the page, and every other request to the API
   MetricsHandler metrics_handler([&server] { return server->MetricsSnapshot(); });
+  UiHandler ui_handler(&handler, &metrics_handler, o.ui);  // the page, and every other request to the API
   ho.draining = &server->draining_flag();
   spdlog::info("CPU budget: {}; HTTP I/O threads: {}{}", cpu.source, ho.threads,
                o.http_threads > 0 ? " (--http-threads)" : " (half the budget; executors use the rest)");

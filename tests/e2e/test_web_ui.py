@@ -114,6 +114,10 @@ def test_the_page_and_its_files_carry_a_strict_policy_and_need_no_token(tmp_path
         assert "<script>" not in page and " style=" not in page and "http" not in page.split("<body>")[1].split("</body>")[0]
         # The API behind it still needs the token; the page's files carry no model or server data.
         assert requests.get(s.url + "/v2/openapi.json", timeout=5).status_code == 401
+        assert requests.get(s.url + "/metrics", timeout=5).status_code == 401  # the page's percentiles
+        metrics = requests.get(s.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        assert metrics.status_code == 200 and "berth_request_duration_seconds" in metrics.text
+        assert requests.get(s.metrics_url, timeout=5).text.count("\n") > 10  # the metrics port is unchanged
         assert requests.post(s.url + "/v2/repository/index", timeout=5).status_code == 401
         assert "echo_text" not in requests.get(s.url + "/ui/app.js", timeout=5).text
         missing = requests.get(s.url + "/ui/..%2F..%2Fetc%2Fpasswd", timeout=5)
@@ -137,6 +141,7 @@ def test_ui_off_leaves_only_the_api(tmp_path):
     try:
         assert requests.get(s.url + "/", timeout=5).status_code == 404
         assert requests.get(s.url + "/ui/app.js", timeout=5).status_code == 404
+        assert requests.get(s.url + "/metrics", timeout=5).status_code == 404
         assert requests.get(s.url + "/v2/health/live", timeout=5).status_code == 200
     finally:
         s.stop()
@@ -332,6 +337,10 @@ def test_the_metrics_page_shows_the_request_rate(driver, text_server):
         text_server.infer("identity", [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}])
     WebDriverWait(driver, 15).until(lambda d: float(
         (d.find_element(By.CSS_SELECTOR, "#metrics tr[data-model='identity'] td.rate").text or "0").replace("—", "0")) > 0)
+    row = driver.find_element(By.CSS_SELECTOR, "#metrics tr[data-model='identity']")
+    p50, p99 = (float(row.find_element(By.CSS_SELECTOR, f"td.{c}").text) for c in ("p50", "p99"))
+    assert 0 < p50 <= p99 < 1000  # ms, from the histogram of /metrics
+    assert row.find_element(By.CSS_SELECTOR, "td.queue").text == "0"
     assert console_errors(driver) == []
 
 

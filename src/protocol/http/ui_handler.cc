@@ -56,12 +56,24 @@ bool UiHandler::IsUiPath(const HttpRequest& req) const {
   return (p.size() == 1 && p[0].empty()) || (!p.empty() && p[0] == "ui");
 }
 
+bool UiHandler::IsMetricsPath(const HttpRequest& req) const {
+  if (!enabled_) return false;
+  std::vector<std::string_view> p = SplitPath(req.target());
+  return p.size() == 1 && p[0] == "metrics";
+}
+
 std::optional<HttpResponse> UiHandler::Admit(const HttpRequest& headers) {
   if (IsUiPath(headers)) return std::nullopt;
   return api_->Admit(headers);
 }
 
 void UiHandler::Handle(HttpRequest&& req, Responder respond) {
+  if (IsMetricsPath(req)) {
+    // The API's own check (Admit ran already; checked again here as V2Handler does): the inference token.
+    if (std::optional<HttpResponse> denied = api_->Admit(req)) return respond(std::move(*denied));
+    if (req.method() != http::verb::get) return respond(MethodNotAllowed(http::verb::get));
+    return metrics_->Handle(std::move(req), std::move(respond));
+  }
   if (!IsUiPath(req)) return api_->Handle(std::move(req), std::move(respond));
   if (req.method() != http::verb::get) return respond(MethodNotAllowed(http::verb::get));
   std::optional<std::string_view> name = AssetName(SplitPath(req.target()));

@@ -2,6 +2,9 @@
 // every other request goes to the API handler it wraps. The page does
 // everything through the public API, with the token the user gives it, so
 // its files need no token themselves: they hold no model or server data.
+// For the page's latency percentiles and queue depths, GET /metrics (the
+// Prometheus text of the metrics port) is answered here too, with the
+// inference token when one is set.
 #pragma once
 
 #include <optional>
@@ -12,9 +15,9 @@ namespace berth {
 
 class UiHandler final : public HttpHandler {
  public:
-  // `api` outlives the handler. With `enabled` false (--ui off) the page's
-  // paths go to `api` too (a 404).
-  UiHandler(HttpHandler* api, bool enabled) : api_(api), enabled_(enabled) {}
+  // `api` and `metrics` outlive the handler. With `enabled` false (--ui off)
+  // the page's paths and /metrics go to `api` too (a 404).
+  UiHandler(HttpHandler* api, HttpHandler* metrics, bool enabled) : api_(api), metrics_(metrics), enabled_(enabled) {}
 
   void Handle(HttpRequest&& request, Responder respond) override;
   std::optional<HttpResponse> Admit(const HttpRequest& headers) override;
@@ -23,7 +26,10 @@ class UiHandler final : public HttpHandler {
  private:
   bool IsUiPath(const HttpRequest& request) const;
 
+  bool IsMetricsPath(const HttpRequest& request) const;
+
   HttpHandler* api_;
+  HttpHandler* metrics_;
   bool enabled_;
 };
 

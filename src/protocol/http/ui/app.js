@@ -61,6 +61,7 @@
     const text = await res.text();
     let json = null;
     try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
+    if (res.ok && options.text) return text;
     if (!res.ok) {
       const message = json && typeof json.error === 'string' ? json.error : `HTTP ${res.status}`;
       if (res.status === 401) askForToken(options.admin ? 'This needs the model-control token.' : message);
@@ -551,19 +552,68 @@
   }
 
   // ---- live statistics --------------------------------------------------------------------------------
+  // The Prometheus text of GET /metrics, per model (all versions together): the request-duration
+  // histogram's cumulative buckets and the queue depth.
+  function parsePrometheus(text) {
+    const models = new Map();
+    const get = (m) => {
+      if (!models.has(m)) models.set(m, { buckets: new Map(), queue: 0 });
+      return models.get(m);
+    };
+    const sample = /^(berth_request_duration_seconds_bucket|berth_queue_depth)\{([^}]*)\} ([0-9.eE+-]+|NaN|\+Inf)$/;
+    for (const line of text.split('\n')) {
+      const m = sample.exec(line);
+      if (!m) continue;
+      const labels = Object.fromEntries([...m[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2].replace(/\\(.)/g, '$1')]));
+      if (!labels.model) continue;
+      const entry = get(labels.model);
+      const value = Number(m[3]);
+      if (m[1] === 'berth_queue_depth') {
+        entry.queue += value;
+      } else {
+        const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
+        entry.buckets.set(le, (entry.buckets.get(le) || 0) + value);
+      }
+    }
+    return models;
+  }
+
+  // The q-quantile (seconds) of the requests between two cumulative histograms, interpolated within its
+  // bucket as Prometheus's histogram_quantile does; NaN without requests.
+  function quantile(q, now, before) {
+    const bounds = [...now.keys()].sort((a, b) => a - b);
+    const counts = bounds.map((b) => now.get(b) - ((before && before.get(b)) || 0));
+    const total = counts[counts.length - 1];
+    if (!(total > 0)) return NaN;
+    const rank = q * total;
+    for (let i = 0; i < bounds.length; i += 1) {
+      if (counts[i] >= rank) {
+        const lower = i === 0 ? 0 : bounds[i - 1];
+        const below = i === 0 ? 0 : counts[i - 1];
+        if (bounds[i] === Infinity) return lower;
+        const inBucket = counts[i] - below;
+        return lower + (bounds[i] - lower) * (inBucket > 0 ? (rank - below) / inBucket : 1);
+      }
+    }
+    return NaN;
+  }
+
   async function metricsPage() {
     main.append(el('h1', { text: 'Metrics' }),
-      el('p', { class: 'muted', text: 'From GET /v2/models/stats every 2 s. Prometheus scrapes /metrics on the metrics port (8002 unless --metrics-port says otherwise) for queue depth and latency histograms.' }));
+      el('p', { class: 'muted', text: 'Every 2 s, from GET /v2/models/stats and GET /metrics (percentiles from the request-duration histogram, interpolated within its buckets as Prometheus does). Prometheus scrapes the same /metrics on the metrics port.' }));
     const body = el('tbody');
     main.append(el('div', { class: 'scroll' }, el('table', { class: 'metrics', id: 'metrics' },
       el('caption', { text: 'Per model, over the last 2 s' }),
-      el('thead', {}, el('tr', {}, ['Model', 'Requests/s', 'Mean latency (ms)', 'Mean queue (ms)', 'Mean batch', 'Requests/s, last 2 min']
+      el('thead', {}, el('tr', {}, ['Model', 'Requests/s', 'Mean latency (ms)', 'p50 (ms)', 'p99 (ms)', 'Mean queue (ms)',
+        'Queue depth', 'Mean batch', 'Requests/s, last 2 min']
         .map((h) => el('th', { scope: 'col', text: h })))), body)));
     const history = new Map();
     let last = null;
     let lastTime = 0;
+    let lastHistograms = null;
     every(2000, async () => {
       const stats = await api('/v2/models/stats');
+      const histograms = await api('/metrics', { text: true }).then(parsePrometheus).catch(() => new Map());
       const now = performance.now();
       const byModel = new Map();
       for (const s of stats.model_stats) {
@@ -589,13 +639,17 @@
           el('th', { scope: 'row' }, el('a', { href: `#/models/${enc(n)}`, text: n })),
           el('td', { class: 'rate', text: d ? fmt(rate, 1) : '—' }),
           el('td', { text: d && d.count ? fmt(d.ns / d.count / 1e6, 2) : '—' }),
+          el('td', { class: 'p50', text: d ? fmt(1e3 * quantile(0.5, (histograms.get(n) || {}).buckets || new Map(), lastHistograms && (lastHistograms.get(n) || {}).buckets), 2) : '—' }),
+          el('td', { class: 'p99', text: d ? fmt(1e3 * quantile(0.99, (histograms.get(n) || {}).buckets || new Map(), lastHistograms && (lastHistograms.get(n) || {}).buckets), 2) : '—' }),
           el('td', { text: d && d.count ? fmt(d.queueNs / d.count / 1e6, 2) : '—' }),
+          el('td', { class: 'queue', text: histograms.has(n) ? String(histograms.get(n).queue) : '—' }),
           el('td', { text: d && d.executions ? fmt(d.inferences / d.executions, 1) : '—' }),
           el('td', {}, latencyChart(h, `requests per second of ${n}`))));
       }
       body.replaceChildren(...rows);
       last = current;
       lastTime = now;
+      lastHistograms = histograms;
     });
   }
 
