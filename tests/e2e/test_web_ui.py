@@ -74,6 +74,7 @@ def text_repo(repo):
     write_model(repo, "echo_text", identity_config([("text", "BYTES", [1])], mbs=8))
     write_model(repo, "identity", identity_config([("INPUT0", "FP32", [4])], mbs=8))
     write_model(repo, "vector", identity_config([("v", "INT64", [-1])], mbs=0))  # any length: JSON in the form
+    write_model(repo, "scalar", identity_config([("s", "FP32", [])], mbs=0))
     write_model(repo, "broken", "backend: identity\nmax_batch_size: 2\ninputs: []\noutputs: []\nnot_a_key: 1\n")
     return repo
 
@@ -134,6 +135,37 @@ def test_the_script_parses():
     assert check.returncode == 0, check.stderr
     code = app.read_text()
     assert not re.search(r"\.(inner|outer)HTML|insertAdjacentHTML|document\.write|\beval\(|new Function", code)
+
+
+def test_a_body_sent_to_the_page_is_never_read(tmp_path):
+    """The page needs no token, so a body sent there must not take the body budget inference shares."""
+    import socket
+    (tmp_path / "token").write_text(TOKEN)
+    s = Server(text_repo(tmp_path / "models"), ["--auth-token-file", str(tmp_path / "token")], wait_ready=False)
+    try:
+        for head in (b"POST / HTTP/1.1", b"PUT /ui/app.js HTTP/1.1", b"GET / HTTP/1.1", b"POST /metrics HTTP/1.1"):
+            with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
+                c.sendall(head + b"\r\nHost: x\r\nContent-Length: 60000000\r\n\r\n")  # and no body
+                answer = c.recv(4096).split(b"\r\n")[0]
+            want = b"400" if head.startswith(b"GET") else b"405"
+            assert want in answer, (head, answer)
+        assert requests.get(s.url + "/", timeout=5).status_code == 200
+    finally:
+        s.stop()
+
+
+def test_the_openapi_document_of_identity_models_is_valid(tmp_path, text_server):
+    doc = text_server.get("/v2/openapi.json").json()
+    path = tmp_path / "openapi.json"
+    path.write_text(json.dumps(doc))
+    check = subprocess.run(["node", str(UI_NODE / "validate_openapi.mjs"), str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for name, schema in doc["components"]["schemas"].items():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    scalar = jsonschema.Draft202012Validator(dict(doc, **{"$ref": "#/components/schemas/scalar.request"}))
+    assert scalar.is_valid({"inputs": [{"name": "s", "datatype": "FP32", "shape": [], "data": [2.5]}]})
+    assert not scalar.is_valid({"inputs": [{"name": "s", "datatype": "FP32", "shape": [1], "data": [2.5]}]})
+    assert "/v2/models/broken/infer" not in doc["paths"]  # not ready: its metadata is not known
 
 
 def test_ui_off_leaves_only_the_api(tmp_path):

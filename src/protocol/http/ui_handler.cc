@@ -63,8 +63,17 @@ bool UiHandler::IsMetricsPath(const HttpRequest& req) const {
 }
 
 std::optional<HttpResponse> UiHandler::Admit(const HttpRequest& headers) {
-  if (IsUiPath(headers)) return std::nullopt;
-  return api_->Admit(headers);
+  const bool ui = IsUiPath(headers);
+  if (!ui && !IsMetricsPath(headers)) return api_->Admit(headers);
+  // Answered on the headers: a body sent here (which needs no token) is never read, so that it cannot take
+  // the body budget that inference shares.
+  if (headers.method() != http::verb::get) return MethodNotAllowed(http::verb::get);
+  if (headers.has_content_length() || headers.chunked()) {
+    if (!headers.has_content_length() || headers[http::field::content_length] != "0") {
+      return ErrorResponse(InvalidArgument("a GET of this path takes no request body"));
+    }
+  }
+  return ui ? std::nullopt : api_->Admit(headers);
 }
 
 void UiHandler::Handle(HttpRequest&& req, Responder respond) {

@@ -1,8 +1,9 @@
 // GET /v2/openapi.json: an OpenAPI 3.1 document of the v2 HTTP endpoints, with
 // a request and a response schema per ready model built from its metadata
 // (input names, datatypes, shapes), so that a generic client or validator
-// knows what each model takes. Models that are not ready are listed by name
-// only (their metadata is not known).
+// knows what each model takes. Models that are not ready are left out
+// (their metadata is not known); the generic /v2/models/{model_name} paths
+// cover them.
 #include <set>
 #include <string>
 #include <vector>
@@ -118,27 +119,33 @@ void TensorSchema(JsonWriter& w, const TensorMetadata& t) {
   w.BeginObject();
   w.Key("type");
   w.String("array");
-  w.Key("prefixItems");
-  w.BeginArray();
-  for (int64_t d : t.shape) {
-    w.BeginObject();
-    if (d < 0) {
-      w.Key("type");
-      w.String("integer");
-      w.Key("minimum");
-      w.Int(0);
-    } else {
-      w.Key("const");
-      w.Int(d);
+  if (t.shape.empty()) {  // a scalar: JSON Schema wants a non-empty prefixItems
+    w.Key("maxItems");
+    w.Int(0);
+    w.EndObject();
+  } else {
+    w.Key("prefixItems");
+    w.BeginArray();
+    for (int64_t d : t.shape) {
+      w.BeginObject();
+      if (d < 0) {
+        w.Key("type");
+        w.String("integer");
+        w.Key("minimum");
+        w.Int(0);
+      } else {
+        w.Key("const");
+        w.Int(d);
+      }
+      w.EndObject();
     }
+    w.EndArray();
+    w.Key("minItems");
+    w.Int(static_cast<int64_t>(t.shape.size()));
+    w.Key("items");
+    w.Bool(false);
     w.EndObject();
   }
-  w.EndArray();
-  w.Key("minItems");
-  w.Int(static_cast<int64_t>(t.shape.size()));
-  w.Key("items");
-  w.Bool(false);
-  w.EndObject();
   w.Key("data");
   w.BeginObject();
   w.Key("$ref");

@@ -83,7 +83,7 @@
   function askForToken(why) {
     document.getElementById('token-why').textContent =
       `${why} Enter the server's inference token to go on.`;
-    showPanel(true);
+    if (panel.hidden) showPanel(true);  // once: polling 401s must not take the focus from the fields
   }
   tokenButton.addEventListener('click', () => showPanel(panel.hidden));
   document.getElementById('token-form').addEventListener('submit', (e) => {
@@ -103,11 +103,17 @@
   // ---- pages: timers stop when the page changes -------------------------------------------------------
   let timers = [];
   let generation = 0;
-  function every(ms, fn) {
-    const mine = generation;
+  // Runs `fn` every `ms` while page `mine` is shown; a failed run shows its error in `status` (if given).
+  function every(mine, ms, fn, status) {
     const tick = async () => {
       if (mine !== generation) return;
-      try { await fn(); } finally { if (mine === generation) timers.push(setTimeout(tick, ms)); }
+      try {
+        await fn();
+      } catch (e) {
+        if (status && mine === generation) status.textContent = e.message;
+      } finally {
+        if (mine === generation) timers.push(setTimeout(tick, ms));
+      }
     };
     tick();
   }
@@ -120,13 +126,19 @@
     timers.forEach(clearTimeout);
     timers = [];
     main.replaceChildren();
-    const hash = decodeURIComponent(location.hash.slice(1)) || '/';
+    let hash;
+    try {
+      hash = decodeURIComponent(location.hash.slice(1)) || '/';
+    } catch (e) {
+      hash = '/no-such-page';  // a malformed escape
+    }
     const page = hash === '/' ? repositoryPage()
       : hash.startsWith('/models/') ? modelPage(hash.slice('/models/'.length))
         : hash === '/metrics' ? metricsPage()
           : hash === '/openapi' ? openApiPage()
             : Promise.resolve(main.append(message('No such page.')));
-    page.catch((e) => main.append(message(e.message)));
+    const mine = generation;
+    page.catch((e) => { if (mine === generation) main.append(message(e.message)); });
     for (const a of document.querySelectorAll('nav a')) {
       if (a.getAttribute('href') === `#${hash}`) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     }
@@ -139,6 +151,7 @@
   }
 
   async function repositoryPage() {
+    const mine = generation;
     const status = el('p', { class: 'muted', role: 'status' });
     const body = el('tbody');
     main.append(
@@ -150,6 +163,7 @@
         body)));
     const control = async (name, load, button) => {
       button.disabled = true;
+      delete status.dataset.auto;  // the result stays until the next action
       status.textContent = `${load ? 'Loading' : 'Unloading'} ${name}…`;
       try {
         await api(`/v2/repository/models/${enc(name)}/${load ? 'load' : 'unload'}`, { method: 'POST', admin: true });
@@ -202,7 +216,7 @@
           (tokens.admin ? '' : ' Give the model-control token (Token) to load and unload.');
       }
     };
-    every(3000, refresh);
+    every(mine, 3000, refresh, status);
   }
 
   // ---- a model: metadata, the try-it form, the answer, snippets ---------------------------------------
@@ -219,7 +233,7 @@
       el('legend', {}, el('code', { text: spec.name }), ` ${spec.datatype} [${spec.shape.join(', ')}]`));
     const shape = concreteShape(spec.shape);
     const variable = spec.shape.some((d, i) => d < 0 && !(i === 0 && batched));
-    if (spec.datatype === 'BYTES') {
+    if (spec.datatype === 'BYTES' && elements(shape) === 1 && !variable) {
       const text = el('textarea', { id, rows: 3, name: spec.name });
       box.append(el('label', { for: id, text: 'Text' }), text);
       let file = null;
@@ -237,7 +251,7 @@
       };
     }
     const count = elements(shape);
-    if (!variable && count <= 64) {
+    if (spec.datatype !== 'BYTES' && !variable && count <= 64) {
       const grid = el('div', { class: 'grid' });
       const cells = [];
       for (let i = 0; i < count; i += 1) {
@@ -305,14 +319,20 @@
     return { body, headerLength: header.byteLength };
   }
 
-  const classificationPattern = /^(-?[0-9.eE+-]+|nan|inf|-inf):(\d+)(?::([\s\S]*))?$/;
+  const classificationPattern = /^(-?(?:[0-9.eE+-]+|nan|inf)):(\d+)(?::([\s\S]*))?$/;
+  function scoreOf(text) {
+    const t = text.replace(/^-/, '');
+    const v = t === 'inf' ? Infinity : t === 'nan' ? NaN : Number(t);
+    return text.startsWith('-') ? -v : v;
+  }
 
   function bars(rows, name) {
-    const max = Math.max(...rows.map((r) => r.score), 1e-12);
-    const scale = rows.every((r) => r.score >= 0 && r.score <= 1) ? 1 : max;
+    const finite = rows.map((r) => r.score).filter(Number.isFinite);
+    const max = Math.max(...finite, 1e-12);
+    const scale = finite.every((v) => v >= 0 && v <= 1) ? 1 : max;
     return el('ol', { class: 'bars', 'data-output': name }, rows.map((r) => {
       const fill = el('span', { class: 'fill' });
-      fill.style.width = `${Math.max(0, Math.min(100, (100 * r.score) / scale))}%`;
+      fill.style.width = `${Number.isFinite(r.score) ? Math.max(0, Math.min(100, (100 * r.score) / scale)) : 0}%`;
       return el('li', { 'data-label': r.label, 'data-score': String(r.score) },
         el('span', { class: 'label', text: r.label }),
         el('span', { class: 'bar', 'aria-hidden': 'true' }, fill),
@@ -338,12 +358,14 @@
     return wrap;
   }
 
-  function renderOutput(out) {
+  // `classified`: the names of the outputs the request asked the classification extension for.
+  function renderOutput(out, classified) {
     const data = out.data || [];
     const section = el('section', { class: 'output', 'data-output': out.name }, el('h3', {}, el('code', { text: out.name })));
-    const parsed = out.datatype === 'BYTES' ? data.map((s) => classificationPattern.exec(String(s))) : [];
+    const parsed = out.datatype === 'BYTES' && classified.has(out.name)
+      ? data.map((s) => classificationPattern.exec(String(s))) : [];
     if (parsed.length && parsed.every(Boolean)) {
-      section.append(bars(parsed.map((m) => ({ score: Number(m[1]), label: m[3] !== undefined ? m[3] : `class ${m[2]}` })), out.name));
+      section.append(bars(parsed.map((m) => ({ score: scoreOf(m[1]), label: m[3] !== undefined ? m[3] : `class ${m[2]}` })), out.name));
       return section;
     }
     const rows = (out.shape || []).slice(0, -1).reduce((n, d) => n * d, 1);
@@ -380,26 +402,31 @@
     const auth = tokens.inference ? " -H \"Authorization: Bearer $BERTH_TOKEN\"" : '';
     const authPy = tokens.inference ? ', headers={"Authorization": "Bearer " + os.environ["BERTH_TOKEN"]}' : '';
     const json = JSON.stringify(request);
+    const shell = (text) => `'${text.replace(/'/g, "'\\''")}'`;
+    const py = (text) => JSON.stringify(text);  // a JSON string is a valid Python string literal
+    // Python literals for data: JSON's true/false/null are True/False/None.
+    const pyData = (v) => (Array.isArray(v) ? `[${v.map(pyData).join(', ')}]`
+      : v === true ? 'True' : v === false ? 'False' : v === null ? 'None' : JSON.stringify(v));
     const curl = file
-      ? `curl -s ${origin}/v2/models/${name}/infer${auth} -H 'Content-Type: application/octet-stream' --data-binary @${file.name}`
-      : `curl -s ${origin}/v2/models/${name}/infer${auth} -H 'Content-Type: application/json' -d '${json.replace(/'/g, "'\\''")}'`;
+      ? `curl -s ${origin}/v2/models/${name}/infer${auth} -H 'Content-Type: application/octet-stream' --data-binary ${shell(`@${file.name}`)}`
+      : `curl -s ${origin}/v2/models/${name}/infer${auth} -H 'Content-Type: application/json' -d ${shell(json)}`;
     const numpyType = { FP32: 'np.float32', FP64: 'np.float64', FP16: 'np.float16', INT64: 'np.int64', INT32: 'np.int32', INT16: 'np.int16', INT8: 'np.int8', UINT8: 'np.uint8', BOOL: 'np.bool_', BYTES: 'np.object_' };
     const python = (module, address, extra) => {
       const lines = [
         'import os', '', 'import numpy as np', `import ${module} as client_lib`, '',
-        `client = client_lib.InferenceServerClient("${address}"${extra})`,
+        `client = client_lib.InferenceServerClient(${py(address)}${extra})`,
       ];
       const names = [];
       for (const input of request.inputs) {
         const v = `x_${input.name.replace(/[^A-Za-z0-9_]/g, '_')}`;
         names.push(v);
         const value = file && input.datatype === 'BYTES'
-          ? `np.array([open("${file.name}", "rb").read()], dtype=np.object_).reshape(${JSON.stringify(input.shape)})`
-          : `np.array(${JSON.stringify(input.data)}, dtype=${numpyType[input.datatype] || 'np.float32'}).reshape(${JSON.stringify(input.shape)})`;
-        lines.push(`${v} = client_lib.InferInput("${input.name}", ${JSON.stringify(input.shape)}, "${input.datatype}")`,
+          ? `np.array([open(${py(file.name)}, "rb").read()], dtype=np.object_).reshape(${JSON.stringify(input.shape)})`
+          : `np.array(${pyData(input.data)}, dtype=${numpyType[input.datatype] || 'np.float32'}).reshape(${JSON.stringify(input.shape)})`;
+        lines.push(`${v} = client_lib.InferInput(${py(input.name)}, ${JSON.stringify(input.shape)}, ${py(input.datatype)})`,
           `${v}.set_data_from_numpy(${value})`);
       }
-      lines.push(`result = client.infer("${name}", [${names.join(', ')}]${authPy})`);
+      lines.push(`result = client.infer(${py(name)}, [${names.join(', ')}]${authPy})`);
       lines.push('print(result.get_response())');
       return lines.join('\n');
     };
@@ -422,6 +449,7 @@
       meta = await api(`/v2/models/${enc(name)}`);
     } catch (e) {
       const index = await postJson('/v2/repository/index', {}).catch(() => []);
+      if (mine !== generation) return;
       const entry = index.find((m) => m.name === name);
       if (entry) title.append(' ', stateBadge(entry.state));
       main.append(message(entry && entry.reason ? entry.reason : e.message));
@@ -429,6 +457,7 @@
     }
     if (mine !== generation) return;
     const config = await api(`/v2/models/${enc(name)}/config`).catch(() => null);
+    if (mine !== generation) return;
     title.append(' ', stateBadge('READY'));
     main.append(el('p', { class: 'muted', text: `${meta.platform || 'model'} · versions ${meta.versions.join(', ')}` +
       (config && config.max_batch_size ? ` · batches up to ${config.max_batch_size}` : '') }));
@@ -481,7 +510,7 @@
       let request;
       let file = null;
       try {
-        file = onlyBytes ? fields[0].file() : null;
+        file = onlyBytes && fields[0].file ? fields[0].file() : null;
         request = file ? { inputs: [{ name: meta.inputs[0].name, datatype: 'BYTES', shape: concreteShape(meta.inputs[0].shape), data: ['…'] }] }
           : { inputs: fields.map((f) => f.read()) };
         if (outputs.length) request.outputs = outputs;
@@ -505,21 +534,24 @@
         }
         samples.push(performance.now() - started);
         if (samples.length > 100) samples.shift();
-        answer.replaceChildren(answer.firstChild, ...result.outputs.map(renderOutput),
+        const classified = new Set(outputs.map((o) => o.name));
+        answer.replaceChildren(answer.firstChild, ...result.outputs.map((o) => renderOutput(o, classified)),
           el('details', { class: 'raw' }, el('summary', { text: 'Raw JSON' }), el('pre', {}, el('code', { text: JSON.stringify(result, null, 2) }))));
       } catch (err) {
         answer.replaceChildren(answer.firstChild, message(err.message));
       } finally {
-        send.disabled = false;
-        drawLatency(latency.querySelector('.server-series'));
-        showSnippets(request, file);
+        if (mine === generation) {  // the page is still shown
+          send.disabled = false;
+          drawLatency(latency.querySelector('.server-series'));
+          showSnippets(request, file);
+        }
       }
     });
 
     // The server's own numbers for this model, every 2 s.
     let last = null;
     const serverMeans = [];
-    every(2000, async () => {
+    every(mine, 2000, async () => {
       const stats = await api(`/v2/models/${enc(name)}/stats`).catch(() => null);
       if (!stats || !stats.model_stats || !stats.model_stats.length) return;
       const now = totals(stats.model_stats);
@@ -599,6 +631,8 @@
   }
 
   async function metricsPage() {
+    const mine = generation;
+    const status = el('p', { class: 'error', role: 'status' });
     main.append(el('h1', { text: 'Metrics' }),
       el('p', { class: 'muted', text: 'Every 2 s, from GET /v2/models/stats and GET /metrics (percentiles from the request-duration histogram, interpolated within its buckets as Prometheus does). Prometheus scrapes the same /metrics on the metrics port.' }));
     const body = el('tbody');
@@ -607,12 +641,14 @@
       el('thead', {}, el('tr', {}, ['Model', 'Requests/s', 'Mean latency (ms)', 'p50 (ms)', 'p99 (ms)', 'Mean queue (ms)',
         'Queue depth', 'Mean batch', 'Requests/s, last 2 min']
         .map((h) => el('th', { scope: 'col', text: h })))), body)));
+    main.append(status);
     const history = new Map();
     let last = null;
     let lastTime = 0;
     let lastHistograms = null;
-    every(2000, async () => {
+    every(mine, 2000, async () => {
       const stats = await api('/v2/models/stats');
+      status.textContent = '';
       const histograms = await api('/metrics', { text: true }).then(parsePrometheus).catch(() => new Map());
       const now = performance.now();
       const byModel = new Map();
@@ -650,13 +686,15 @@
       last = current;
       lastTime = now;
       lastHistograms = histograms;
-    });
+    }, status);
   }
 
   // ---- the OpenAPI document ---------------------------------------------------------------------------
   async function openApiPage() {
+    const mine = generation;
     main.append(el('h1', { text: 'OpenAPI' }));
     const doc = await api('/v2/openapi.json');
+    if (mine !== generation) return;
     const blob = URL.createObjectURL(new Blob([JSON.stringify(doc, null, 2)], { type: 'application/json' }));
     main.append(el('p', {}, 'GET ', el('code', { text: '/v2/openapi.json' }), ': OpenAPI 3.1, with a request schema per ready model. ',
       el('a', { href: blob, download: 'berth-openapi.json', text: 'Download' })),
