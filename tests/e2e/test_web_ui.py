@@ -367,12 +367,26 @@ def test_the_metrics_page_shows_the_request_rate(driver, text_server):
     wait_for(driver, "#metrics tbody tr[data-model='identity']")
     for _ in range(30):
         text_server.infer("identity", [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}])
-    WebDriverWait(driver, 15).until(lambda d: float(
-        (d.find_element(By.CSS_SELECTOR, "#metrics tr[data-model='identity'] td.rate").text or "0").replace("—", "0")) > 0)
-    row = driver.find_element(By.CSS_SELECTOR, "#metrics tr[data-model='identity']")
-    p50, p99 = (float(row.find_element(By.CSS_SELECTOR, f"td.{c}").text) for c in ("p50", "p99"))
-    assert 0 < p50 <= p99 < 1000  # ms, from the histogram of /metrics
-    assert row.find_element(By.CSS_SELECTOR, "td.queue").text == "0"
+    # The table is rebuilt every 2 s: its cells are read in one script, never through stale elements.
+    read = """const row = document.querySelector("#metrics tr[data-model='identity']");
+              return row && ['rate', 'p50', 'p99', 'queue'].map((c) => row.querySelector('td.' + c).textContent);"""
+
+    def number(text):
+        try:
+            return float(text)
+        except ValueError:  # "—": no data yet
+            return 0.0
+
+    def with_requests(d):  # requests keep coming until a poll has seen them in both sources
+        for _ in range(5):
+            text_server.infer("identity", [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}])
+        cells = d.execute_script(read)
+        return cells if cells and number(cells[0]) > 0 and number(cells[1]) > 0 else False
+
+    rate, p50, p99, queue = WebDriverWait(driver, 15).until(with_requests)
+    assert number(rate) > 0
+    assert 0 < number(p50) <= number(p99) < 1000  # ms, from the histogram of /metrics
+    assert queue == "0"
     assert console_errors(driver) == []
 
 

@@ -185,6 +185,7 @@
       });
       main.append(form);
     }
+    let shown = null;  // the index the table shows
     const refresh = async () => {
       let index;
       try {
@@ -193,6 +194,11 @@
         status.textContent = e.message;
         return;
       }
+      // Rows are rebuilt only when the index changed, so that the focus (a keyboard user on a button)
+      // and a selection survive the polling.
+      const text = JSON.stringify(index);
+      if (text === shown) return;
+      shown = text;
       body.replaceChildren(...index.map((m) => {
         const actions = el('td', { class: 'actions' });
         if (tokens.admin) {
