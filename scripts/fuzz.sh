@@ -8,6 +8,7 @@
 # usage: scripts/fuzz.sh [TARGET ...]   (default: every target)
 # environment: FUZZ_SECONDS=30 FUZZ_BUILD=build-fuzz FUZZ_WORK=/tmp/berth-fuzz FUZZ_JOBS=1
 #              FUZZ_RUNS=N (instead of a time: exactly N executions per target, for long offline runs)
+#              FUZZ_ARGS='...' (more libFuzzer flags, e.g. '-entropic=0 -max_len=16384' for a faster long run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-30}
@@ -40,7 +41,7 @@ for t in "${targets[@]}"; do
   ((${FUZZ_JOBS:-1} > 1)) && budget+=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
   echo "== $t (${FUZZ_RUNS:-${SECONDS_EACH}s})"
   if ! "$BUILD/bin/$t" "${budget[@]}" -timeout=20 -rss_limit_mb=4096 -max_len=1048576 -print_final_stats=1 \
-      -artifact_prefix="$WORK/$t/artifacts/" "$corpus" "tests/fuzz/corpus/$t" \
+      -artifact_prefix="$WORK/$t/artifacts/" ${FUZZ_ARGS:-} "$corpus" "tests/fuzz/corpus/$t" \
       >"$WORK/$t/log" 2>&1; then
     failed+=("$t")
     tail -n 40 "$WORK/$t/log" >&2

@@ -103,13 +103,24 @@ def main():
           "outputs:\n  - {name: pixels, datatype: FP32, shape: [1, 28, 28]}\n")
     (MODELS / "decode28" / "1").mkdir(exist_ok=True)
     (MODELS / "decode28" / "1" / ".gitkeep").touch()
+    label = MODELS / "fashion_label"
+    write(label / "model.yaml",
+          "# Class probabilities -> the most likely class's name and its probability.\n"
+          "backend: label\nmax_batch_size: 64\ninputs:\n  - {name: probs, datatype: FP32, shape: [10]}\n"
+          "outputs:\n  - {name: label, datatype: BYTES, shape: [1]}\n  - {name: score, datatype: FP32, shape: [1]}\n")
+    shutil.copy(cnn / "labels.txt", label / "labels.txt")
+    (label / "1").mkdir(exist_ok=True)
+    (label / "1" / ".gitkeep").touch()
     write(MODELS / "fashion" / "model.yaml",
-          "# An image file in, Fashion-MNIST class probabilities out; ask for the top k with\n"
-          "# outputs: [{name: probs, parameters: {classification: k}}] -> \"score:index:label\".\n"
+          "# An image file in; the Fashion-MNIST class name, its probability, and all ten probabilities\n"
+          "# out. Ask for the top k with outputs: [{name: probs, parameters: {classification: k}}]\n"
+          "# -> \"score:index:label\".\n"
           "kind: pipeline\nmax_batch_size: 64\ninputs:\n  - {name: image, datatype: BYTES, shape: [1]}\n"
-          "outputs:\n  - {name: probs, from: cnn.probs, labels: labels.txt}\nsteps:\n"
+          "outputs:\n  - {name: label, from: label.label}\n  - {name: score, from: label.score}\n"
+          "  - {name: probs, from: cnn.probs, labels: labels.txt}\nsteps:\n"
           "  - {name: decode, model: decode28, inputs: {image: $in.image}}\n"
-          "  - {name: cnn, model: fashion_cnn, inputs: {x: decode.pixels}}\n")
+          "  - {name: cnn, model: fashion_cnn, inputs: {x: decode.pixels}}\n"
+          "  - {name: label, model: fashion_label, inputs: {probs: cnn.probs}}\n")
     (MODELS / "fashion" / "1").mkdir(exist_ok=True)
     (MODELS / "fashion" / "1" / ".gitkeep").touch()
     shutil.copy(cnn / "labels.txt", MODELS / "fashion" / "labels.txt")

@@ -1,6 +1,7 @@
 """The vision use case, examples/vision/models/fashion: Fashion-MNIST t10k images sent as PNG files (made
 here with PIL from Debian's dataset-fashion-mnist) to the pipeline, answered equal to PIL + torch on the same
-weights (TorchScript and ONNX), with the top class and its label through the classification extension."""
+weights (TorchScript and ONNX); the class name and its probability (the label step) and the top k through the
+classification extension."""
 import gzip
 import io
 import pathlib
@@ -27,6 +28,11 @@ def t10k(n):
     with gzip.open(DATA / "t10k-labels-idx1-ubyte.gz") as f:
         labels = np.frombuffer(f.read(), np.uint8, offset=8)[:n]
     return images, labels
+
+
+def output(answer, name):
+    out = next(o for o in answer["outputs"] if o["name"] == name)
+    return np.asarray(out["data"], object if out["datatype"] == "BYTES" else np.float32).reshape(out["shape"])
 
 
 def png(image):
@@ -63,15 +69,20 @@ def oracle_probs(images):
 def test_pngs_through_the_pipeline_equal_pil_and_torch(server, data):
     images, labels, files = data
     want = oracle_probs(images)
-    got = []
+    got, names, scores = [], [], []
     for i in range(0, N, 50):  # multipart batches of 50 files
         r = server.post("/v2/models/fashion/infer",
                         files=[("image", (f"{j}.png", files[j], "image/png")) for j in range(i, min(i + 50, N))])
         assert r.status_code == 200, r.text[:300]
-        out = r.json()["outputs"][0]
-        got.append(np.asarray(out["data"], np.float32).reshape(out["shape"]))
+        assert [o["name"] for o in r.json()["outputs"]] == ["label", "score", "probs"]
+        got.append(output(r.json(), "probs"))
+        names += output(r.json(), "label").ravel().tolist()
+        scores.append(output(r.json(), "score").ravel())
     got = np.concatenate(got)
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    # label and score: the oracle's most likely class (the first on a tie) and its probability.
+    assert names == [LABELS[c] for c in want.argmax(1)]
+    np.testing.assert_allclose(np.concatenate(scores), want.max(1), atol=1e-5, rtol=0)
     accuracy = float((got.argmax(1) == labels).mean())
     print(f"\n[fashion] t10k[:{N}] as PNG over HTTP: accuracy {accuracy:.4f}")
     assert accuracy > 0.8
@@ -94,7 +105,8 @@ def test_one_upload_gives_the_top_classes_with_labels(server, data):
     order = sorted(range(10), key=lambda c: (-want[c], c))[:3]
     r = server.post("/v2/models/fashion/infer", data=files[0], headers={"Content-Type": "image/png"})
     assert r.status_code == 200, r.text
-    assert r.json()["outputs"][0]["shape"] == [1, 10]
+    assert output(r.json(), "probs").shape == (1, 10)
+    assert output(r.json(), "label").tolist() == [[LABELS[int(want.argmax())]]]
     # The top 3 with their labels: the same file as binary tensor data, the output asked for by classification.
     header = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1, 1],
                           "parameters": {"binary_data_size": len(bytes_to_wire([files[0]]))}}],

@@ -316,7 +316,7 @@ def test_every_input_has_a_label_and_a_phone_width_screen_needs_no_sideways_scro
 def test_mlp_and_fashion_answers_equal_the_api(tmp_path):
     repo = tmp_path / "models"  # copies: a model that resolves outside its repository is refused
     shutil.copytree(EXAMPLES / "mlp", repo / "mlp")
-    for m in ("fashion", "fashion_cnn", "decode28"):
+    for m in ("fashion", "fashion_cnn", "decode28", "fashion_label"):
         shutil.copytree(VISION / "models" / m, repo / m)
     text_repo(repo)  # and a broken model, whose reason the page shows
     s = Server(repo, wait_ready=False)
@@ -347,12 +347,15 @@ def test_mlp_and_fashion_answers_equal_the_api(tmp_path):
         top = wait_for(d, "#answer ol.bars[data-output='probs'] li")
         body = (VISION / "shirt.png").read_bytes()
         api = s.post("/v2/models/fashion/infer", data=body, headers={"Content-Type": "image/png"}).json()
-        probs = api["outputs"][0]["data"]
+        probs = next(o for o in api["outputs"] if o["name"] == "probs")["data"]
         labels = (VISION / "models" / "fashion" / "labels.txt").read_text().splitlines()
         best = max(range(len(probs)), key=lambda i: probs[i])
         assert top.get_attribute("data-label") == labels[best]
         assert abs(float(top.get_attribute("data-score")) - probs[best]) < 1e-5
         assert len(d.find_elements(By.CSS_SELECTOR, "#answer ol.bars li")) == 5
+        # The label step's outputs are asked for with the classified one: the class name as the API gives it.
+        shown = d.find_element(By.CSS_SELECTOR, "#answer table[data-output='label'] td.value").text
+        assert shown == next(o for o in api["outputs"] if o["name"] == "label")["data"][0] == labels[best]
         d.set_window_size(1280, 1000)
         screenshot(d, "ui-model.png")
         assert console_errors(d) == []

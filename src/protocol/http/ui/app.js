@@ -480,7 +480,9 @@
     const batched = Boolean(config && config.max_batch_size > 0);
     const fields = meta.inputs.map((s) => inputField(s, onlyBytes, batched));
     const labelled = new Set(((config && config.output) || []).filter((o) => o.label_filename).map((o) => o.name));
-    const outputs = meta.outputs.filter((o) => labelled.has(o.name)).map((o) => {
+    // With a labelled output, every output is asked for: the labelled ones as their top 5 classes.
+    const outputs = labelled.size === 0 ? [] : meta.outputs.map((o) => {
+      if (!labelled.has(o.name)) return { name: o.name };
       const classes = o.shape[o.shape.length - 1];
       return { name: o.name, parameters: { classification: classes > 0 ? Math.min(5, classes) : 5 } };
     });
