@@ -11,6 +11,11 @@
 // [1] is the chosen class's score ([1]: the probability itself). Class names
 // come from a file of the model directory with one name per line
 // (parameters.labels, default labels.txt): K names, or 2 for [1].
+//
+// With an INT64 [K] input instead (ids, e.g. a recommender's top K items),
+// its one output is BYTES [K]: the name on line id + 1 of the file, which
+// may hold any number of names; an id outside the file is a request error.
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -22,6 +27,7 @@ namespace {
 
 struct Options {
   std::string input;
+  bool ids = false;  // INT64 ids -> their names, rather than scores -> the best class's name
   int64_t classes = 0;
   std::vector<std::string> labels;
   float threshold = 0.5f;
@@ -34,14 +40,21 @@ Status ConfigError(const std::string& why) { return InvalidArgument("model.yaml:
 
 Result<Options> ParseOptions(const BackendModelConfig& c) {
   Options o;
-  if (c.inputs.size() != 1 || c.inputs[0].dtype != DataType::kFp32 || c.inputs[0].shape.size() != 1 ||
-      c.inputs[0].shape[0] < 1) {
-    return ConfigError("the label backend takes one FP32 input: [K] class scores or [1] a probability");
+  if (c.inputs.size() != 1 || (c.inputs[0].dtype != DataType::kFp32 && c.inputs[0].dtype != DataType::kInt64) ||
+      c.inputs[0].shape.size() != 1 || c.inputs[0].shape[0] < 1) {
+    return ConfigError(
+        "the label backend takes one input: FP32 [K] class scores, FP32 [1] a probability, or INT64 [K] ids");
   }
   o.input = c.inputs[0].name;
+  o.ids = c.inputs[0].dtype == DataType::kInt64;
   o.classes = c.inputs[0].shape[0];
-  if (c.outputs.empty() || c.outputs.size() > 2 || c.outputs[0].dtype != DataType::kBytes ||
-      c.outputs[0].shape != std::vector<int64_t>{1}) {
+  if (o.ids) {
+    if (c.outputs.size() != 1 || c.outputs[0].dtype != DataType::kBytes || c.outputs[0].shape != c.inputs[0].shape) {
+      return ConfigError("the label backend with INT64 [" + std::to_string(o.classes) +
+                         "] ids has one output: BYTES [" + std::to_string(o.classes) + "] (their names)");
+    }
+  } else if (c.outputs.empty() || c.outputs.size() > 2 || c.outputs[0].dtype != DataType::kBytes ||
+             c.outputs[0].shape != std::vector<int64_t>{1}) {
     return ConfigError("the label backend has a BYTES [1] output (the label) and optionally an FP32 [1] (its score)");
   }
   o.label_output = c.outputs[0].name;
@@ -76,7 +89,14 @@ Result<Options> ParseOptions(const BackendModelConfig& c) {
   if (!in) return ConfigError("parameters.labels: " + file + " cannot be read");
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (o.ids && line.empty()) {  // a skipped line would shift every id after it
+      return ConfigError(file + ": line " + std::to_string(o.labels.size() + 1) + " is empty (one name per id)");
+    }
     if (!line.empty()) o.labels.push_back(line);
+  }
+  if (o.ids) {
+    if (o.labels.empty()) return ConfigError(file + ": no names");
+    return o;
   }
   const size_t want = o.classes == 1 ? 2 : static_cast<size_t>(o.classes);
   if (o.labels.size() != want) {
@@ -91,6 +111,7 @@ class LabelInstance final : public ModelInstance {
   LabelInstance(Options o, bool batched) : o_(std::move(o)), batched_(batched) {}
 
   Status Execute(std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) override {
+    if (o_.ids) return Names(inputs[0], outputs);
     const Tensor& in = inputs[0];
     const float* scores = reinterpret_cast<const float*>(in.data.data());
     const size_t rows = in.data.size() / sizeof(float) / static_cast<size_t>(o_.classes);
@@ -121,6 +142,23 @@ class LabelInstance final : public ModelInstance {
   }
 
  private:
+  Status Names(const Tensor& in, std::vector<Tensor>* outputs) const {
+    const size_t n = in.data.size() / sizeof(int64_t);
+    Tensor names{o_.label_output, DataType::kBytes, in.shape, {}};
+    for (size_t i = 0; i < n; ++i) {
+      int64_t id;
+      std::memcpy(&id, in.data.data() + i * sizeof(id), sizeof(id));
+      if (id < 0 || static_cast<uint64_t>(id) >= o_.labels.size()) {
+        return InvalidArgument("input '" + o_.input + "': element " + std::to_string(i) + ": id " + std::to_string(id) +
+                               " is not one of the " + std::to_string(o_.labels.size()) + " names");
+      }
+      AppendBytesElement(o_.labels[static_cast<size_t>(id)], &names.data);
+    }
+    outputs->clear();
+    outputs->push_back(std::move(names));
+    return Status::Ok();
+  }
+
   Options o_;
   bool batched_;
 };
