@@ -49,4 +49,5 @@ bash bench/soak.sh --smoke
 bash bench/protocols.sh --smoke
 bash bench/pipelines.sh --smoke
 bash bench/remote_hop.sh --smoke
+bash bench/usecases.sh --smoke
 echo "== all tests passed"

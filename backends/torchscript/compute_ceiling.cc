@@ -5,7 +5,8 @@
 // beat. Prints one JSON object on its last line.
 //
 // usage: berth_torch_ceiling MODEL.pt SECONDS THREADS ROW_SHAPE BATCH...
-//   ROW_SHAPE: the input's shape after the batch dimension, e.g. 32x128
+//   ROW_SHAPE: the input's shape after the batch dimension, e.g. 32x128;
+//              int64:1024 for INT64 ids (token ids, 0 to 99) rather than FP32
 // Run with OPENBLAS_NUM_THREADS=1, as berth runs its models.
 #include <ATen/Parallel.h>
 #include <torch/script.h>
@@ -84,7 +85,10 @@ int main(int argc, char** argv) {
   const std::string model_path = argv[1];
   const double seconds = std::atof(argv[2]);
   const int threads = std::atoi(argv[3]);
-  const std::vector<int64_t> row_shape = ParseShape(argv[4]);
+  std::string shape_arg = argv[4];
+  const bool ids = shape_arg.rfind("int64:", 0) == 0;
+  if (ids) shape_arg.erase(0, 6);
+  const std::vector<int64_t> row_shape = ParseShape(shape_arg);
   if (seconds <= 0 || threads <= 0) {
     std::fprintf(stderr, "berth_torch_ceiling: SECONDS and THREADS must be positive\n");
     return 2;
@@ -110,7 +114,7 @@ int main(int argc, char** argv) {
     }
     std::vector<int64_t> shape{batch};
     shape.insert(shape.end(), row_shape.begin(), row_shape.end());
-    torch::Tensor x = torch::randn(shape);
+    torch::Tensor x = ids ? torch::randint(0, 100, shape, torch::kLong) : torch::randn(shape);
     Point p;
     try {
       p = Measure(model, x, seconds);
