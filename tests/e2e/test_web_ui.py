@@ -89,8 +89,10 @@ def driver():
 @pytest.fixture(scope="module")
 def text_server(tmp_path_factory):
     repo = text_repo(tmp_path_factory.mktemp("ui") / "models")
-    s = Server(repo, wait_ready=False)
+    s = Server(repo, wait_ready=False)  # never ready: "broken" does not load
     s.repo_path = repo
+    loaded = {"echo_text", "identity", "vector", "scalar"}
+    wait_until(lambda: loaded <= {m["name"] for m in s.post("/v2/repository/index").json() if m.get("state") == "READY"})
     yield s
     s.stop()
 
