@@ -1,5 +1,6 @@
 """Process lifecycle: signals and draining, concurrency, and the CLI. Identity backend only."""
 import json
+import os
 import re
 import signal
 import socket
@@ -480,6 +481,36 @@ def test_io_thread_not_blocked_by_inference(tmp_path, start_server):
     status, body = read_response(c)
     c.close()
     assert status == 200
+
+
+def loop_cpu_ns(pid):
+    """CPU time (ns) of each of the server's event loop threads (named berth-http), by thread id."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if f.read().strip() != "berth-http":
+                continue
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            out[tid] = int(f.read().split()[0])
+    return out
+
+
+def test_every_event_loop_serves_its_share(tmp_path, start_server):
+    """--http-threads 2: two event loops, and each new connection goes to the one with fewer, so four
+    kept-alive connections keep both busy (none is left idle while the other does all the work)."""
+    repo = tmp_path / "repo"
+    identity_model(repo, "fast")
+    s = start_server(repo, ["--http-threads", "2"])
+    before = loop_cpu_ns(s.proc.pid)
+    assert len(before) == 2, before
+    sessions = [requests.Session() for _ in range(4)]
+    for _ in range(250):
+        for session in sessions:
+            assert session.post(s.url + "/v2/models/fast/infer", json=infer_body([3]), timeout=5).status_code == 200
+    after = loop_cpu_ns(s.proc.pid)
+    used = {tid: after[tid] - before[tid] for tid in before}
+    total = sum(used.values())
+    assert all(u > 0.15 * total for u in used.values()), used  # 2:2 gives about half each
 
 
 def test_client_that_never_reads_its_response(tmp_path, start_server):

@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -50,10 +50,28 @@ struct HttpServer::Shared {
     } while (!body_bytes.compare_exchange_weak(cur, cur + n));
     return true;
   }
-  net::io_context ioc;
-  // Keeps the I/O threads running while nothing is pending on a socket (a
-  // request executing elsewhere will post its response here).
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  // One event loop per I/O thread, each run by its own thread: a
+  // connection lives on one loop from accept to close, so its handlers never
+  // cross threads or need a strand, and loops share no queue or lock (one
+  // io_context run by several threads measured slower than one thread).
+  struct Loop {
+    std::atomic<int64_t> sessions{0};  // connections living on this loop (outlives ioc: sessions die with it)
+    net::io_context ioc{1};            // concurrency hint: run by one thread (others may post to it)
+    // Keeps the loop running while nothing is pending on a socket (a request
+    // executing elsewhere will post its response here).
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  };
+  std::vector<std::unique_ptr<Loop>> loops;
+  // The loop a new connection goes to: the one with the fewest connections
+  // (the first such; accepts run on loop 0).
+  Loop* LeastLoaded() {
+    Loop* best = loops.front().get();
+    for (auto& l : loops) {
+      if (l->sessions.load(std::memory_order_relaxed) < best->sessions.load(std::memory_order_relaxed)) best = l.get();
+    }
+    return best;
+  }
+  // Listeners accept on loop 0 and hand each connection to LeastLoaded().
   struct Listener {
     Listener(net::io_context& ioc, HttpHandler* h) : acceptor(ioc), handler(h), retry(ioc) {}
     tcp::acceptor acceptor;
@@ -80,9 +98,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
-  Session(tcp::socket&& socket, HttpServer::Shared* shared, HttpHandler* handler, bool reserve_only,
-          std::shared_ptr<net::ssl::context> tls)
-      : tls_(std::move(tls)),
+  Session(tcp::socket&& socket, HttpServer::Shared* shared, HttpServer::Shared::Loop* loop, HttpHandler* handler,
+          bool reserve_only, std::shared_ptr<net::ssl::context> tls)
+      : loop_(loop),
+        tls_(std::move(tls)),
         stream_(MakeStream(std::move(socket), tls_.get())),
         // Bounded: what is buffered beyond the parser (a header block or a
         // trailer section being gathered, pipelined bytes) never outgrows the
@@ -106,6 +125,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   ~Session() {
     Done();  // a responder dropped without answering must not stall the drain
     shared_->connections.fetch_sub(1);
+    loop_->sessions.fetch_sub(1, std::memory_order_relaxed);
   }
 
   void Start() {
@@ -362,6 +382,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Lowest().close();
   }
 
+  HttpServer::Shared::Loop* loop_;          // the event loop this connection lives on
   std::shared_ptr<net::ssl::context> tls_;  // TLS: the context this connection started with (kept across reloads)
   Stream stream_;
   beast::flat_buffer buffer_;
@@ -403,12 +424,7 @@ void RefuseOneWithTheSpareFd(HttpServer::Shared* shared, HttpServer::Shared::Lis
 }
 
 void Accept(HttpServer::Shared* shared, HttpServer::Shared::Listener* l) {
-  // With several I/O threads a connection's handlers run on a strand (its
-  // timer and a response posted from an executor must not race); with one,
-  // the io_context already serialises them and a strand only costs.
-  net::any_io_executor executor = shared->options.threads > 1 ? net::any_io_executor(net::make_strand(shared->ioc))
-                                                              : net::any_io_executor(shared->ioc.get_executor());
-  l->acceptor.async_accept(executor, [shared, l](beast::error_code ec, tcp::socket socket) {
+  l->acceptor.async_accept([shared, l](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !l->acceptor.is_open()) return;
     if (ec) {
       if (ec == net::error::no_descriptors && shared->spare_fd >= 0) RefuseOneWithTheSpareFd(shared, l);
@@ -433,12 +449,24 @@ void Accept(HttpServer::Shared* shared, HttpServer::Shared::Listener* l) {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       bool reserve_only = open > shared->max_connections;
+      // The connection moves to the least loaded loop for good: its handlers
+      // (and a response posted from an executor) all run there, so they never
+      // race and need no strand.
+      HttpServer::Shared::Loop* loop = shared->LeastLoaded();
+      if (loop != shared->loops.front().get()) {
+        tcp::socket moved(loop->ioc);
+        int fd = socket.release(ignored);
+        if (fd >= 0) moved.assign(l->acceptor.local_endpoint(ignored).protocol(), fd, ignored);
+        if (fd >= 0 && ignored) ::close(fd);
+        socket = std::move(moved);  // closed if the move failed: the client sees a reset, the loop goes on
+      }
+      loop->sessions.fetch_add(1, std::memory_order_relaxed);
       if (shared->options.tls != nullptr) {
-        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), shared, l->handler,
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), shared, loop, l->handler,
                                                                         reserve_only, shared->options.tls->current())
             ->Start();
       } else {
-        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), shared, l->handler, reserve_only, nullptr)
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), shared, loop, l->handler, reserve_only, nullptr)
             ->Start();
       }
     }
@@ -481,6 +509,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(const Options& options, H
   server->shared_->options = options;
   server->shared_->max_connections = ConnectionLimit(options);
   server->shared_->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  for (int i = 0; i < std::max(1, options.threads); ++i) {
+    server->shared_->loops.push_back(std::make_unique<Shared::Loop>());
+  }
   ASSIGN_OR_RETURN(server->port_, server->AddListener(options.port, handler));
   return server;
 }
@@ -491,7 +522,7 @@ Result<uint16_t> HttpServer::AddListener(uint16_t port, HttpHandler* handler) {
   auto address = net::ip::make_address(host, ec);
   if (ec) return InvalidArgument("--host: '" + host + "' is not an IP address");
   tcp::endpoint endpoint(address, port);
-  auto l = std::make_unique<Shared::Listener>(shared_->ioc, handler);
+  auto l = std::make_unique<Shared::Listener>(shared_->loops.front()->ioc, handler);
   auto& acc = l->acceptor;
   acc.open(endpoint.protocol(), ec);
   if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
@@ -512,12 +543,12 @@ int64_t HttpServer::InFlight() const { return shared_->in_flight.load(); }
 
 Status HttpServer::Start() {
   Shared* shared = shared_.get();
-  shared->work.emplace(shared->ioc.get_executor());
+  for (auto& loop : shared->loops) loop->work.emplace(loop->ioc.get_executor());
   for (auto& l : shared->listeners) Accept(shared, l.get());
-  for (int i = 0; i < shared->options.threads; ++i) {
-    threads_.emplace_back([shared] {
+  for (auto& loop : shared->loops) {
+    threads_.emplace_back([ioc = &loop->ioc] {
       pthread_setname_np(pthread_self(), "berth-http");
-      RunIoLoop(shared->ioc);
+      RunIoLoop(*ioc);
     });
   }
   return Status::Ok();
@@ -531,8 +562,10 @@ void HttpServer::BeginDrain() {
 }
 
 void HttpServer::Stop() {
-  shared_->work.reset();
-  shared_->ioc.stop();
+  for (auto& loop : shared_->loops) {
+    loop->work.reset();
+    loop->ioc.stop();
+  }
   for (auto& t : threads_) t.join();
   threads_.clear();
 }

@@ -55,6 +55,8 @@ class HttpServer final : public FrontEnd {
   struct Options {
     std::string host = "0.0.0.0";
     uint16_t port = 8000;
+    // Event loops, one thread each; every connection lives on one of them
+    // (the least loaded when it was accepted).
     int threads = 1;
     uint64_t max_body_bytes = 64ull << 20;
     uint32_t max_header_bytes = 16 << 10;
@@ -88,7 +90,7 @@ class HttpServer final : public FrontEnd {
   Result<uint16_t> AddListener(uint16_t port, HttpHandler* handler);
   ~HttpServer() override;
 
-  Status Start() override;  // `threads` I/O threads, named berth-http
+  Status Start() override;  // `threads` event loops, each on a thread named berth-http
   void BeginDrain() override;
   int64_t InFlight() const override;
   void Stop() override;
