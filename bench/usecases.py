@@ -164,13 +164,15 @@ def main():
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--files", type=int, default=200)
+    ap.add_argument("--old-berth", help="another build of berth, served side by side (old against new)")
     a = ap.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="berth-usecases-"))
     lists = make_inputs(work, a.files)
     repo = make_repo(work)
     port, metrics_port, flask_port = free_port(), free_port(), free_port()
     berth_url, flask_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{flask_port}"
-    logs = {n: open(work / f"{n}.log", "w") for n in ("berth", "flask")}
+    names = ("berth", "old", "flask") if a.old_berth else ("berth", "flask")
+    logs = {n: open(work / f"{n}.log", "w") for n in names}
     berth_argv = [a.berth, "serve", "--model-repository", str(repo), "--host", "127.0.0.1", "--http-port",
                   str(port), "--grpc-port", "0", "--metrics-port", str(metrics_port), "--log-level", "warn"]
     flask_argv = ["/usr/bin/python3", "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{flask_port}",
@@ -179,6 +181,12 @@ def main():
              "flask": subprocess.Popen(flask_argv, stdout=logs["flask"], stderr=subprocess.STDOUT,
                                        env=dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"))}
     urls = {"berth": berth_url, "flask": flask_url}
+    if a.old_berth:
+        old_port = free_port()
+        urls["old"] = f"http://127.0.0.1:{old_port}"
+        old_argv = [a.old_berth, "serve", "--model-repository", str(repo), "--host", "127.0.0.1", "--http-port",
+                    str(old_port), "--grpc-port", "0", "--log-level", "warn"]
+        procs["old"] = subprocess.Popen(old_argv, stdout=logs["old"], stderr=subprocess.STDOUT)
     results, steps, agreed = {}, {}, {}
     try:
         for n in procs:
@@ -187,7 +195,7 @@ def main():
             agreed[model] = agree(berth_url, flask_url, model, lists[model])
         for rnd in range(a.rounds):
             for model in ("spam", "fashion"):
-                for n in ("berth", "flask"):
+                for n in names:
                     wrk(urls[n], model, lists[model], 16, a.warmup, procs[n].pid)  # warm-up, not kept
                     before = step_counters(f"http://127.0.0.1:{metrics_port}/metrics") if n == "berth" else None
                     r = wrk(urls[n], model, lists[model], 16, a.duration, procs[n].pid)
@@ -220,10 +228,11 @@ def main():
              f"({', '.join(f'{m}: {agreed[m]}' for m in agreed)}: labels equal, scores within 1e-4, first 8 files).",
              "", "| use case | server | req/s | p50 ms | p99 ms | errors | server CPU µs/req |",
              "|---|---|---:|---:|---:|---:|---:|"]
+    label = {"berth": "berth", "old": f"berth, old build (`{a.old_berth}`)", "flask": "gunicorn + Flask"}
     for model in ("spam", "fashion"):
-        for n in ("berth", "flask"):
+        for n in names:
             errors = sum(r.get("errors", 0) for r in results[(model, n)])
-            lines.append(f"| {model} | {'berth' if n == 'berth' else 'gunicorn + Flask'} | {med(model, n, 'rps'):.0f} | "
+            lines.append(f"| {model} | {label[n]} | {med(model, n, 'rps'):.0f} | "
                          f"{med(model, n, 'p50_ms'):.2f} | {med(model, n, 'p99_ms'):.2f} | {errors} | "
                          f"{med(model, n, 'cpu_us'):.0f} |")
     lines += ["", "| use case | berth / Flask req/s | Flask p99 / berth p99 | the model alone in-process, 1 thread: "
@@ -234,6 +243,10 @@ def main():
                      f"{med(model, 'flask', 'p99_ms') / med(model, 'berth', 'p99_ms'):.1f}× | "
                      f"{c.get(1, float('nan')):.0f} / {c.get(16, float('nan')):.0f} | "
                      f"{med(model, 'berth', 'rps') / (2 * c.get(16, float('nan'))):.2f} |")
+    if a.old_berth:
+        lines += ["", "New against old build, same run: " + ", ".join(
+            f"{m} **{med(m, 'berth', 'rps') / med(m, 'old', 'rps'):.2f}×** req/s, p99 "
+            f"{med(m, 'berth', 'p99_ms') / med(m, 'old', 'p99_ms'):.2f}×" for m in ("spam", "fashion")) + "."]
     lines += ["", "Where berth's time goes (per request, medians over the rounds): each step's compute time per row "
               "from berth's counters (`berth_inference_compute_duration_us_total` / `berth_inference_count_total`; "
               "a batch's time shared by its rows), and the rest of berth's CPU time per request (HTTP, parsing, "

@@ -4,7 +4,7 @@
 # steps in Python, and each model alone in-process. Writes
 # bench/results/DATE-usecases.md.
 #
-# usage: bench/usecases.sh [--smoke] [--out FILE]
+# usage: bench/usecases.sh [--smoke] [--out FILE] [--old-berth BERTH]  (another build, side by side)
 #   --smoke   CI: short runs, one round, the table in a temp dir; fails if any run failed
 # environment: DURATION=10 WARMUP=2 ROUNDS=3 BERTH_BIN=build/bin/berth
 set -euo pipefail
@@ -12,10 +12,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 OUT="bench/results/$(date +%F)-usecases.md"
 SMOKE=0
+OLD=()
 while (($#)); do
   case "$1" in
     --smoke) SMOKE=1 ;;
     --out) OUT=${2:?}; shift ;;
+    --old-berth) OLD=(--old-berth "${2:?}"); shift ;;
     *) echo "usecases.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -25,4 +27,4 @@ if ((SMOKE)); then
   OUT=$(mktemp -d)/usecases.md
   args=(--berth "${BERTH_BIN:-build/bin/berth}" --duration 1 --warmup 1 --rounds 1 --files 20)
 fi
-exec /usr/bin/python3 bench/usecases.py "${args[@]}" --out "$OUT"
+exec /usr/bin/python3 bench/usecases.py "${args[@]}" "${OLD[@]}" --out "$OUT"

@@ -116,6 +116,52 @@ def test_unbatched_model_and_pad_id(server, tokenizer):
     assert infer_texts(server, "tok_one", [""], batched=False)["ids"]["data"] == [5]  # width 1: padding
 
 
+def long_texts():
+    """Texts far longer than the ids kept, where a prefix is enough: prose, and the cases around a cut."""
+    prose = "\n".join(line for line in (ROOT / "README.md").read_text().splitlines() if line.strip())
+    return [
+        prose,
+        prose[:3000],
+        "東京は日本の首都です。" * 300,  # no space to cut at
+        "x" * 5000 + " then words " * 50,  # one word longer than any prefix
+        "two  spaces\ttabs\nnewlines\u00a0nbsp\u3000ideographic \u0301combining é " * 120,
+        "🙂 👨‍👩‍👧 🚀 " * 400,
+        "word " * 2000 + "   ",
+        " leading and trailing spaces " * 150 + "  ",
+    ]
+
+
+def test_truncated_ids_of_long_texts_equal_the_whole_texts_first_ids(tmp_path, tokenizer):
+    """Right truncation stops encoding at a prefix of a long text when the tokenizer's pieces never span
+    a space (the default); ids must equal Python's encode(whole text)[:L]. A tokenizer trained with
+    split_by_whitespace=false (pieces across words) is encoded whole, with the same result."""
+    texts = long_texts()
+    across = tmp_path / "across"
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(tokenizer.parent / "corpus.txt"), model_prefix=str(across), vocab_size=600,
+        character_coverage=1.0, split_by_whitespace=False, pad_id=0, unk_id=1, bos_id=2, eos_id=3, minloglevel=2)
+    across_model = across.with_suffix(".model")
+    sp_across = sentencepiece.SentencePieceProcessor(model_file=str(across_model))
+    assert any("\u2581" in p[1:] for p in (sp_across.id_to_piece(i) for i in range(sp_across.get_piece_size())))
+    repo = tmp_path / "models"
+    models = {}
+    for name, model in (("words", tokenizer), ("across", across_model)):
+        for length in (16, 64, 300):
+            models[f"{name}{length}"] = (model, length)
+            write_model(repo, f"{name}{length}", tokenizer_config(f"[{length}]", add_bos="true"),
+                        files={"1/tokenizer.model": model.read_bytes()})
+    s = Server(repo)
+    try:
+        for name, (model, length) in models.items():
+            sp = sentencepiece.SentencePieceProcessor(model_file=str(model))
+            out = infer_texts(s, name, texts)
+            for i, (t, ids) in enumerate(zip(texts, rows(out["ids"]))):
+                want = [sp.bos_id()] + sp.encode(t)[:length - 1]
+                assert ids == want + [0] * (length - len(want)), (name, i)
+    finally:
+        s.stop()
+
+
 def test_torch_and_sentencepiece_serve_side_by_side(server):
     r = server.infer("mlp", [{"name": "x", "datatype": "FP32", "shape": [1, 16], "data": list(range(16))}])
     assert r.status_code == 200
