@@ -33,7 +33,7 @@ echo "== protocol end-to-end tests (sanitizers, identity backend)"
 BERTH_BIN=build-asan/bin/berth $PY -m pytest tests/e2e -q -p no:cacheprovider -m "not torch and not xgboost and not onnx and not image_backend and not sentencepiece and not container and not rss"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
-echo "== thread sanitizer: scheduler, repository, server, HTTP client"
+echo "== thread sanitizer: scheduler, repository, server, HTTP server and client"
 scripts/build.sh build-tsan -DBERTH_SANITIZE=thread -DBERTH_WITH_TORCH=OFF -DBERTH_WITH_XGBOOST=OFF \
   -DBERTH_WITH_ONNX=OFF --target berth_concurrency_tests
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build-tsan/bin/berth_concurrency_tests

@@ -221,6 +221,7 @@ class SentencePieceInstance final : public ModelInstance {
     for (int i = 0; i < sp.GetPieceSize(); ++i) {
       std::string_view piece = sp.IdToPiece(i);
       if (piece.find(kSpace, 1) != std::string_view::npos) return false;  // a piece across or after a space
+      if (piece.find(' ') != std::string_view::npos) return false;        // spaces not escaped as "▁"
       spaces = spaces || piece.substr(0, kSpace.size()) == kSpace;
     }
     return spaces;  // no piece with "▁": whitespace is not escaped, nothing is cut
@@ -234,11 +235,12 @@ class SentencePieceInstance final : public ModelInstance {
   sentencepiece::util::Status EncodeFirst(std::string_view text, size_t keep, std::vector<int>* ids) const {
     static constexpr size_t kMargin = 8;
     if (words_) {
-      for (size_t n = 4 * (keep + kMargin); n < text.size(); n *= 2) {
+      for (size_t n = 4 * (keep + kMargin); n < text.size(); n = std::max(2 * n, n + 1)) {
         const size_t cut = text.find(' ', n);
         if (cut == std::string_view::npos) break;
         sentencepiece::util::Status s = sp_->Encode(text.substr(0, cut), ids);
         if (!s.ok() || ids->size() > keep + kMargin) return s;
+        n = cut;  // the next prefix ends past this one's space, at twice its length at least
       }
     }
     return sp_->Encode(text, ids);

@@ -73,10 +73,11 @@ struct HttpServer::Shared {
   }
   // Listeners accept on loop 0 and hand each connection to LeastLoaded().
   struct Listener {
-    Listener(net::io_context& ioc, HttpHandler* h) : acceptor(ioc), handler(h), retry(ioc) {}
+    Listener(net::io_context& ioc, HttpHandler* h, tcp p) : acceptor(ioc), handler(h), retry(ioc), protocol(p) {}
     tcp::acceptor acceptor;
     HttpHandler* handler;
     net::steady_timer retry;
+    tcp protocol;  // its address family, for the connections it hands to other loops
     std::chrono::steady_clock::time_point last_accept_warning;
   };
   std::vector<std::unique_ptr<Listener>> listeners;
@@ -386,7 +387,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::shared_ptr<net::ssl::context> tls_;  // TLS: the context this connection started with (kept across reloads)
   Stream stream_;
   beast::flat_buffer buffer_;
-  HttpServer::Shared* shared_;  // outlives every session: it owns the io_context
+  HttpServer::Shared* shared_;  // outlives every session: it owns the event loops
   HttpHandler* handler_;
   std::optional<RequestParser> parser_;
   std::optional<HttpResponse> response_;  // being written
@@ -456,7 +457,7 @@ void Accept(HttpServer::Shared* shared, HttpServer::Shared::Listener* l) {
       if (loop != shared->loops.front().get()) {
         tcp::socket moved(loop->ioc);
         int fd = socket.release(ignored);
-        if (fd >= 0) moved.assign(l->acceptor.local_endpoint(ignored).protocol(), fd, ignored);
+        if (fd >= 0) moved.assign(l->protocol, fd, ignored);
         if (fd >= 0 && ignored) ::close(fd);
         socket = std::move(moved);  // closed if the move failed: the client sees a reset, the loop goes on
       }
@@ -522,7 +523,7 @@ Result<uint16_t> HttpServer::AddListener(uint16_t port, HttpHandler* handler) {
   auto address = net::ip::make_address(host, ec);
   if (ec) return InvalidArgument("--host: '" + host + "' is not an IP address");
   tcp::endpoint endpoint(address, port);
-  auto l = std::make_unique<Shared::Listener>(shared_->loops.front()->ioc, handler);
+  auto l = std::make_unique<Shared::Listener>(shared_->loops.front()->ioc, handler, endpoint.protocol());
   auto& acc = l->acceptor;
   acc.open(endpoint.protocol(), ec);
   if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);

@@ -1,0 +1,102 @@
+#include "protocol/http/http_server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/http_client.h"
+#include "net/url.h"
+
+namespace berth {
+namespace {
+
+namespace http = boost::beast::http;
+
+// Echoes the request target. Every other request is answered from a worker
+// thread, as a request that went to a model executor is: the response is
+// posted back to the connection's event loop from outside it.
+class EchoHandler final : public HttpHandler {
+ public:
+  EchoHandler() : worker_([this] { Work(); }) {}
+  ~EchoHandler() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    worker_.join();
+  }
+
+  void Handle(HttpRequest&& request, Responder respond) override {
+    HttpResponse res{http::status::ok, request.version()};
+    res.body() = std::string(request.target());
+    res.keep_alive(request.keep_alive());
+    res.prepare_payload();
+    if (count_.fetch_add(1) % 2 == 0) return respond(std::move(res));  // on the event loop
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.emplace_back([res = std::move(res), respond = std::move(respond)]() mutable { respond(std::move(res)); });
+    cv_.notify_one();
+  }
+
+ private:
+  void Work() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto job = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+
+  std::atomic<int> count_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+// Several event loops, many kept-alive connections, answers from the loops
+// and from another thread: every request gets its own answer (the
+// ThreadSanitizer build runs this too).
+TEST(HttpServerTest, EventLoopsAnswerEveryRequestOnEveryConnection) {
+  EchoHandler handler;
+  HttpServer::Options o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.threads = 3;
+  auto server = HttpServer::Create(o, &handler);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  ASSERT_TRUE((*server)->Start().ok());
+  const std::string base = "http://127.0.0.1:" + std::to_string((*server)->port());
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&, c] {
+      HttpClient client;  // its own connections
+      for (int i = 0; i < 40; ++i) {
+        HttpClientRequest r;
+        const std::string target = "/c" + std::to_string(c) + "/" + std::to_string(i);
+        r.url = *ParseUrl(base + target);
+        auto answer = client.Send(std::move(r));
+        ok += answer.ok() && answer->status == 200 && answer->body == target;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 6 * 40);
+  (*server)->Stop();
+}
+
+}  // namespace
+}  // namespace berth
