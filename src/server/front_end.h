@@ -20,6 +20,10 @@ class FrontEnd {
   virtual void BeginDrain() = 0;
   // Requests read and not yet answered.
   virtual int64_t InFlight() const = 0;
+  // Called on one of this front end's event loop threads: the requests read
+  // and not yet answered on that loop (which a request run inline there would
+  // hold up). -1 elsewhere, or when the front end has no such loops.
+  virtual int64_t InFlightOnThisLoop() const { return -1; }
   // Stops serving and joins its threads; connections still open are closed.
   virtual void Stop() = 0;
   // For logs: "HTTP", "gRPC".

@@ -55,8 +55,11 @@ struct HttpServer::Shared {
   // cross threads or need a strand, and loops share no queue or lock (one
   // io_context run by several threads measured slower than one thread).
   struct Loop {
-    std::atomic<int64_t> sessions{0};  // connections living on this loop (outlives ioc: sessions die with it)
-    net::io_context ioc{1};            // concurrency hint: run by one thread (others may post to it)
+    explicit Loop(const Shared* s) : owner(s) {}
+    const Shared* owner;
+    std::atomic<int64_t> sessions{0};   // connections living on this loop (outlive ioc: sessions die with it)
+    std::atomic<int64_t> in_flight{0};  // requests read on this loop and not yet answered
+    net::io_context ioc{1};             // concurrency hint: run by one thread (others may post to it)
     // Keeps the loop running while nothing is pending on a socket (a request
     // executing elsewhere will post its response here).
     std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -84,6 +87,8 @@ struct HttpServer::Shared {
 };
 
 namespace {
+
+thread_local const HttpServer::Shared::Loop* this_loop = nullptr;  // set on each loop's thread
 
 HttpResponse PlainError(http::status status, const std::string& message, unsigned version) {
   HttpResponse res{status, version};
@@ -257,6 +262,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     head_ = parser_->get().method() == http::verb::head;
     if (head_) parser_->get().method(http::verb::get);
     shared_->in_flight.fetch_add(1);
+    loop_->in_flight.fetch_add(1, std::memory_order_relaxed);
     counted_ = true;
     // Always posted, also when answered on this I/O thread (an error, or a request run inline): writing from
     // inside the handler (dispatch) measured no faster at one connection on the build VM.
@@ -369,6 +375,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (counted_) {
       counted_ = false;
       shared_->in_flight.fetch_sub(1);
+      loop_->in_flight.fetch_sub(1, std::memory_order_relaxed);
     }
     if (reserved_ > 0) {
       shared_->body_bytes.fetch_sub(reserved_);
@@ -511,7 +518,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(const Options& options, H
   server->shared_->max_connections = ConnectionLimit(options);
   server->shared_->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   for (int i = 0; i < std::max(1, options.threads); ++i) {
-    server->shared_->loops.push_back(std::make_unique<Shared::Loop>());
+    server->shared_->loops.push_back(std::make_unique<Shared::Loop>(server->shared_.get()));
   }
   ASSIGN_OR_RETURN(server->port_, server->AddListener(options.port, handler));
   return server;
@@ -542,14 +549,20 @@ HttpServer::~HttpServer() {
 
 int64_t HttpServer::InFlight() const { return shared_->in_flight.load(); }
 
+int64_t HttpServer::InFlightOnThisLoop() const {
+  const Shared::Loop* loop = this_loop;
+  return loop != nullptr && loop->owner == shared_.get() ? loop->in_flight.load(std::memory_order_relaxed) : -1;
+}
+
 Status HttpServer::Start() {
   Shared* shared = shared_.get();
   for (auto& loop : shared->loops) loop->work.emplace(loop->ioc.get_executor());
   for (auto& l : shared->listeners) Accept(shared, l.get());
   for (auto& loop : shared->loops) {
-    threads_.emplace_back([ioc = &loop->ioc] {
+    threads_.emplace_back([loop = loop.get()] {
       pthread_setname_np(pthread_self(), "berth-http");
-      RunIoLoop(*ioc);
+      this_loop = loop;
+      RunIoLoop(loop->ioc);
     });
   }
   return Status::Ok();

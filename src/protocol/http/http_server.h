@@ -93,6 +93,7 @@ class HttpServer final : public FrontEnd {
   Status Start() override;  // `threads` event loops, each on a thread named berth-http
   void BeginDrain() override;
   int64_t InFlight() const override;
+  int64_t InFlightOnThisLoop() const override;
   void Stop() override;
   const char* name() const override { return "HTTP"; }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -95,6 +96,74 @@ TEST(HttpServerTest, EventLoopsAnswerEveryRequestOnEveryConnection) {
   }
   for (auto& t : clients) t.join();
   EXPECT_EQ(ok.load(), 6 * 40);
+  (*server)->Stop();
+}
+
+// Answers "/probe" with what InFlightOnThisLoop() says on the loop, and
+// holds "/hold" unanswered until Release().
+class ProbeHandler final : public HttpHandler {
+ public:
+  void Handle(HttpRequest&& request, Responder respond) override {
+    if (request.target() == "/hold") {
+      std::lock_guard<std::mutex> lock(mu_);
+      held_ = std::move(respond);
+      version_ = request.version();
+      return;
+    }
+    HttpResponse res{http::status::ok, request.version()};
+    res.body() = std::to_string(server->InFlightOnThisLoop());
+    res.prepare_payload();
+    respond(std::move(res));
+  }
+  bool Holding() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_ != nullptr;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    HttpResponse res{http::status::ok, version_};
+    res.prepare_payload();
+    held_(std::move(res));
+  }
+  HttpServer* server = nullptr;
+
+ private:
+  std::mutex mu_;
+  Responder held_;
+  unsigned version_ = 11;
+};
+
+// What decides whether a request may run inline on its loop: the requests of
+// that loop in flight, this one included; -1 off the server's loops.
+TEST(HttpServerTest, InFlightOnThisLoopCountsTheLoopsUnansweredRequests) {
+  ProbeHandler handler;
+  HttpServer::Options o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.threads = 1;
+  auto server = HttpServer::Create(o, &handler);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  handler.server = server->get();
+  ASSERT_TRUE((*server)->Start().ok());
+  EXPECT_EQ((*server)->InFlightOnThisLoop(), -1);  // the test's thread is no loop
+  const std::string base = "http://127.0.0.1:" + std::to_string((*server)->port());
+  auto get = [&](HttpClient& client, const std::string& target) {
+    HttpClientRequest r;
+    r.url = *ParseUrl(base + target);
+    return client.Send(std::move(r));
+  };
+  HttpClient probe, holder;
+  auto alone = get(probe, "/probe");
+  ASSERT_TRUE(alone.ok());
+  EXPECT_EQ(alone->body, "1");
+  std::thread hold([&] { EXPECT_TRUE(get(holder, "/hold").ok()); });
+  for (int i = 0; i < 500 && !handler.Holding(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(handler.Holding());
+  auto beside = get(probe, "/probe");
+  ASSERT_TRUE(beside.ok());
+  EXPECT_EQ(beside->body, "2");  // the held request is still in flight on the same loop
+  handler.Release();
+  hold.join();
   (*server)->Stop();
 }
 

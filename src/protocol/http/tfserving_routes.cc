@@ -133,11 +133,8 @@ HttpResponse V2Handler::TfModelMetadata(std::string_view model, int64_t version)
 }
 
 void V2Handler::TfPredict(HttpRequest&& req, std::string_view model, int64_t version, Responder respond) {
-  InferOptions options;
-  options.received = std::chrono::steady_clock::now();
+  const InferOptions options = LoopInferOptions(req);
   const bool offload = req.body().size() > options_.offload_bytes;
-  options.allow_inline = !offload;
-  if (front_end_) options.caller_in_flight = front_end_->InFlight();
   auto run = [this, options](const HttpRequest& r, std::string_view m, int64_t v, Responder done) {
     // JSON carries no datatypes: the model's configuration gives them.
     Result<ServedModel> served = server_->Resolve(m, v);

@@ -240,12 +240,21 @@ HttpResponse InferResponseToHttp(const InferResponse& response) {
 
 }  // namespace
 
-void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version, Responder respond) {
+InferOptions V2Handler::LoopInferOptions(const HttpRequest& request) const {
   InferOptions options;
   options.received = std::chrono::steady_clock::now();
+  options.allow_inline = request.body().size() <= options_.offload_bytes;  // on an I/O thread, the server decides
+  if (front_end_) {
+    options.caller_in_flight = front_end_->InFlight();
+    // Another request of this loop is in flight: its answer would wait for this one's execution.
+    if (front_end_->InFlightOnThisLoop() > 1) options.allow_inline = false;
+  }
+  return options;
+}
+
+void V2Handler::Infer(HttpRequest&& req, std::string_view model, int64_t version, Responder respond) {
+  const InferOptions options = LoopInferOptions(req);
   const bool offload = req.body().size() > options_.offload_bytes;
-  options.allow_inline = !offload;  // on an I/O thread, the server decides
-  if (front_end_) options.caller_in_flight = front_end_->InFlight();
   auto run = [this, options](const HttpRequest& r, std::string_view m, int64_t v, Responder done) {
     Result<std::unique_ptr<InferRequest>> decoded = DecodeInfer(r, *server_, m, v, options_.max_body_bytes);
     if (decoded.ok()) {

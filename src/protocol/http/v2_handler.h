@@ -53,6 +53,10 @@ class V2Handler final : public HttpHandler {
   // POST /v2/repository/models/{m}/load|unload (v2_repository.cc).
   void RepositoryControl(const HttpRequest& request, std::string_view model, bool load, Responder respond);
   void Infer(HttpRequest&& request, std::string_view model, int64_t version, Responder respond);
+  // The options of an inference read on an event loop: whether it may run
+  // inline there (a small body, and no other request of this loop waiting
+  // on it), what the front end has in flight, when it arrived.
+  InferOptions LoopInferOptions(const HttpRequest& request) const;
   // TF Serving's REST API under /v1 (tfserving_routes.cc).
   void HandleTfServing(HttpRequest&& request, const std::vector<std::string_view>& path, Responder respond);
   HttpResponse TfModelStatus(std::string_view model, int64_t version) const;
