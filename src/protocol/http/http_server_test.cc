@@ -119,11 +119,19 @@ class ProbeHandler final : public HttpHandler {
     std::lock_guard<std::mutex> lock(mu_);
     return held_ != nullptr;
   }
+  // Answers the held request and drops its responder (which keeps the
+  // connection alive): a responder must not outlive the server.
   void Release() {
-    std::lock_guard<std::mutex> lock(mu_);
-    HttpResponse res{http::status::ok, version_};
+    Responder respond;
+    unsigned version = 11;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      respond.swap(held_);
+      version = version_;
+    }
+    HttpResponse res{http::status::ok, version};
     res.prepare_payload();
-    held_(std::move(res));
+    respond(std::move(res));
   }
   HttpServer* server = nullptr;
 
