@@ -19,6 +19,21 @@ namespace {
 
 namespace http = boost::beast::http;
 
+// A server on 127.0.0.1, any free port, with `loops` event loops.
+HttpServer::Options Loopback(int loops) {
+  HttpServer::Options o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.threads = loops;
+  return o;
+}
+
+Result<HttpClientResponse> Get(HttpClient& client, const std::string& url) {
+  HttpClientRequest r;
+  r.url = *ParseUrl(url);
+  return client.Send(std::move(r));
+}
+
 // Echoes the request target. Every other request is answered from a worker
 // thread, as a request that went to a model executor is: the response is
 // posted back to the connection's event loop from outside it.
@@ -72,11 +87,7 @@ class EchoHandler final : public HttpHandler {
 // ThreadSanitizer build runs this too).
 TEST(HttpServerTest, EventLoopsAnswerEveryRequestOnEveryConnection) {
   EchoHandler handler;
-  HttpServer::Options o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.threads = 3;
-  auto server = HttpServer::Create(o, &handler);
+  auto server = HttpServer::Create(Loopback(3), &handler);
   ASSERT_TRUE(server.ok()) << server.status().message();
   ASSERT_TRUE((*server)->Start().ok());
   const std::string base = "http://127.0.0.1:" + std::to_string((*server)->port());
@@ -86,10 +97,8 @@ TEST(HttpServerTest, EventLoopsAnswerEveryRequestOnEveryConnection) {
     clients.emplace_back([&, c] {
       HttpClient client;  // its own connections
       for (int i = 0; i < 40; ++i) {
-        HttpClientRequest r;
         const std::string target = "/c" + std::to_string(c) + "/" + std::to_string(i);
-        r.url = *ParseUrl(base + target);
-        auto answer = client.Send(std::move(r));
+        auto answer = Get(client, base + target);
         ok += answer.ok() && answer->status == 200 && answer->body == target;
       }
     });
@@ -145,29 +154,20 @@ class ProbeHandler final : public HttpHandler {
 // that loop in flight, this one included; -1 off the server's loops.
 TEST(HttpServerTest, InFlightOnThisLoopCountsTheLoopsUnansweredRequests) {
   ProbeHandler handler;
-  HttpServer::Options o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.threads = 1;
-  auto server = HttpServer::Create(o, &handler);
+  auto server = HttpServer::Create(Loopback(1), &handler);
   ASSERT_TRUE(server.ok()) << server.status().message();
   handler.server = server->get();
   ASSERT_TRUE((*server)->Start().ok());
   EXPECT_EQ((*server)->InFlightOnThisLoop(), -1);  // the test's thread is no loop
   const std::string base = "http://127.0.0.1:" + std::to_string((*server)->port());
-  auto get = [&](HttpClient& client, const std::string& target) {
-    HttpClientRequest r;
-    r.url = *ParseUrl(base + target);
-    return client.Send(std::move(r));
-  };
   HttpClient probe, holder;
-  auto alone = get(probe, "/probe");
+  auto alone = Get(probe, base + "/probe");
   ASSERT_TRUE(alone.ok());
   EXPECT_EQ(alone->body, "1");
-  std::thread hold([&] { EXPECT_TRUE(get(holder, "/hold").ok()); });
+  std::thread hold([&] { EXPECT_TRUE(Get(holder, base + "/hold").ok()); });
   for (int i = 0; i < 500 && !handler.Holding(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_TRUE(handler.Holding());
-  auto beside = get(probe, "/probe");
+  auto beside = Get(probe, base + "/probe");
   ASSERT_TRUE(beside.ok());
   EXPECT_EQ(beside->body, "2");  // the held request is still in flight on the same loop
   handler.Release();
