@@ -15,7 +15,7 @@ PKGS=(
   podman-compose golang-github-containernetworking-plugin-dnsname python3-jsonschema docker-compose
   clang libclang-rt-14-dev strace
   chromium chromium-driver python3-selenium fonts-dejavu-core
-  libsentencepiece-dev python3-sentencepiece
+  libsentencepiece-dev python3-sentencepiece python3-statsmodels
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-grpc-tools openssl
 )
 if [[ "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then

@@ -1,6 +1,7 @@
 // The TorchScript backend: LibTorch loads model.pt and runs forward() under
 // inference mode. Exceptions from LibTorch stop here and become a Status.
 #include <ATen/Parallel.h>
+#include <torch/csrc/jit/runtime/jit_exception.h>
 #include <torch/script.h>
 
 #include <cstring>
@@ -95,6 +96,14 @@ class TorchScriptInstance final : public ModelInstance {
   Status Execute(std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) override {
     try {
       return Run(inputs, outputs);
+    } catch (const torch::jit::JITException& e) {
+      // A model refuses input it cannot use with `raise ValueError("...")`: the client's error (400).
+      auto cls = e.getPythonClassName();
+      if (cls && *cls == "builtins.ValueError") {
+        auto original = e.getOriginalMsg();
+        return InvalidArgument(OneLineError(original ? *original : std::string(e.what())));
+      }
+      return Internal("TorchScript error: " + OneLineError(e.what()));
     } catch (const c10::Error& e) {
       return Internal("TorchScript error: " + OneLineError(e.what_without_backtrace()));
     } catch (const std::exception& e) {

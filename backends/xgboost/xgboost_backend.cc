@@ -5,7 +5,9 @@
 // model.yaml must declare max_batch_size > 0, one FP32 or FP64 input of shape
 // [F] (F = the booster's num_feature) and one FP32 output of shape [W], where W
 // is what one row predicts: 1 for binary:logistic and regression, num_class for
-// multi:softprob. NaN inputs are missing values.
+// multi:softprob. NaN inputs are missing values. An input [..., F] with leading
+// dimensions (e.g. [-1, F]: several feature rows per request) predicts every
+// row of it: the output is then [..., W] with the same leading dimensions.
 #include <xgboost/c_api.h>
 
 #include <algorithm>
@@ -207,10 +209,12 @@ Status CheckConfig(const BackendModelConfig& c, const BoosterFacts& f, const std
                            std::string(DataTypeName(in.dtype)));
   }
   const std::string features = "[" + std::to_string(f.num_feature) + "]";
-  if (in.shape.size() != 1 || in.shape[0] != f.num_feature) {
-    return InvalidArgument(yaml + ": inputs[0].shape: expected " + features + ", the model's feature count (" +
+  if (in.shape.empty() || in.shape.back() != f.num_feature) {
+    return InvalidArgument(yaml + ": inputs[0].shape: expected " + features + " (or [..., " +
+                           std::to_string(f.num_feature) + "]: several rows), the model's feature count (" +
                            Describe(f) + "); got " + ShapeToString(in.shape));
   }
+  const std::vector<int64_t> leading(in.shape.begin(), in.shape.end() - 1);
   if (c.outputs.size() != 1) {
     return InvalidArgument(yaml + ": outputs: the xgboost backend produces exactly one output; got " +
                            std::to_string(c.outputs.size()));
@@ -220,9 +224,13 @@ Status CheckConfig(const BackendModelConfig& c, const BoosterFacts& f, const std
     return InvalidArgument(yaml + ": outputs[0].datatype: expected FP32 (XGBoost predicts floats); got " +
                            std::string(DataTypeName(out.dtype)));
   }
-  if (out.shape.size() != 1 || (out.shape[0] != f.output_width && out.shape[0] != -1)) {
-    return InvalidArgument(yaml + ": outputs[0].shape: expected [" + std::to_string(f.output_width) +
-                           "], the values the model predicts per row (" + Describe(f) + "); got " +
+  std::vector<int64_t> expected = leading;
+  expected.push_back(f.output_width);
+  if (out.shape.size() != expected.size() || !std::equal(leading.begin(), leading.end(), out.shape.begin()) ||
+      (out.shape.back() != f.output_width && out.shape.back() != -1)) {
+    return InvalidArgument(yaml + ": outputs[0].shape: expected " + ShapeToString(expected) +
+                           ", the values the model predicts per row (" + Describe(f) + ")" +
+                           (leading.empty() ? "" : " after the input's leading dimensions") + "; got " +
                            ShapeToString(out.shape));
   }
   return Status::Ok();
@@ -250,17 +258,20 @@ class XgboostInstance final : public ModelInstance {
     if (inputs.size() != 1) return Internal("xgboost backend: expected one input tensor");
     const Tensor& in = inputs[0];
     const bool fp64 = in.dtype == DataType::kFp64;
-    if (in.shape.size() != 2 || in.shape[1] != num_feature_ ||
-        in.data.size() != static_cast<size_t>(in.shape[0] * in.shape[1]) * (fp64 ? 8 : 4)) {
+    // [N, ..., F]: every leading dimension is rows (the server has checked the shape against model.yaml).
+    int64_t rows = 1;
+    for (size_t i = 0; i + 1 < in.shape.size(); ++i) rows *= in.shape[i];
+    if (in.shape.size() < 2 || in.shape.back() != num_feature_ ||
+        in.data.size() != static_cast<size_t>(rows * num_feature_) * (fp64 ? 8 : 4)) {
       return Internal("xgboost backend: input '" + in.name + "' has shape " + ShapeToString(in.shape) +
-                      "; expected [N," + std::to_string(num_feature_) + "]");
+                      "; expected [N, ..., " + std::to_string(num_feature_) + "]");
     }
-    const int64_t rows = in.shape[0];
     outputs->resize(1);
     Tensor& out = (*outputs)[0];
     out.name = config_.outputs[0].name;
     out.dtype = DataType::kFp32;
-    out.shape = {rows, output_width_};
+    out.shape.assign(in.shape.begin(), in.shape.end() - 1);
+    out.shape.push_back(output_width_);
     out.data.assign(static_cast<size_t>(rows * output_width_) * sizeof(float), 0);
     if (rows == 0) return Status::Ok();
 

@@ -615,3 +615,36 @@ def test_config_not_matching_model_fails_at_inference_not_crash(tmp_path, start_
         assert idx["mismatch"]["state"] == "UNAVAILABLE" and idx["mismatch"]["reason"]
     assert s.alive()
     check_good_multiply(s)
+
+
+class Picky(torch.nn.Module):
+    """Refuses negative input as the client's error, and fails on a zero sum as its own."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool((x < 0).any()):
+            raise ValueError("x must not be negative; got " + str(int((x < 0).sum())) + " negative values")
+        if float(x.sum()) == 0.0:
+            raise RuntimeError("a zero sum")
+        return x * 2
+
+
+def test_a_models_value_error_is_a_400_with_its_message_and_other_errors_stay_500s(tmp_path, start_server):
+    repo = tmp_path / "repo"
+    write_model(repo, "picky", "backend: torchscript\nmax_batch_size: 4\n"
+                "inputs:\n  - {name: x, datatype: FP32, shape: [2]}\n"
+                "outputs:\n  - {name: y, datatype: FP32, shape: [2]}\nwarmup: {requests: 0}\n",
+                files={"1/model.pt": scripted_bytes(Picky())})
+    s = start_server(repo)
+
+    def infer(data):
+        return s.infer("picky", [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": data}])
+
+    r = infer([-1.0, -2.0])
+    assert r.status_code == 400, r.text
+    msg = error_of(r)
+    assert "x must not be negative; got 2 negative values" in msg and "Traceback" not in msg, msg
+    assert "\n" not in msg and "/" not in msg.replace("picky", ""), msg
+    r = infer([0.0, 0.0])
+    assert r.status_code == 500 and "a zero sum" in error_of(r), r.text
+    r = infer([1.0, 2.0])
+    assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [2.0, 4.0], r.text

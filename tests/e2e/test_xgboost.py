@@ -289,6 +289,41 @@ def test_config_mismatches_fail_the_load_and_others_keep_serving(trained, repo, 
     assert server.alive()
 
 
+def rows_yaml(in_shape, out_shape):
+    return (f"backend: xgboost\nmax_batch_size: 16\n"
+            f"inputs:\n  - {{name: x, datatype: FP32, shape: {in_shape}}}\n"
+            f"outputs:\n  - {{name: y, datatype: FP32, shape: {out_shape}}}\n")
+
+
+def test_an_input_of_several_rows_per_request_predicts_each_row(trained, repo, start_server):
+    """inputs [..., F]: every leading dimension is rows (co2_xgb takes [-1, F] rows per forecast); the
+    output keeps them: [..., W]. Leading dimensions that differ between input and output fail the load."""
+    m = trained["multi"]
+    add_model(repo, "rows", m, yaml=rows_yaml(f"[-1, {m.features}]", f"[-1, {m.width}]"))
+    add_model(repo, "grid", m, yaml=rows_yaml(f"[2, 3, {m.features}]", f"[2, 3, {m.width}]"))
+    add_model(repo, "rows_flat_output", m, yaml=rows_yaml(f"[-1, {m.features}]", f"[{m.width}]"))
+    add_model(repo, "rows_other_dims", m, yaml=rows_yaml(f"[4, {m.features}]", f"[5, {m.width}]"))
+    server = start_server(repo, wait_ready=False)
+    idx = wait_loaded(server, 4)
+    assert idx["rows"]["state"] == "READY" and idx["grid"]["state"] == "READY", idx
+    rng = np.random.default_rng(5)
+    x = with_missing(rng.normal(size=(3, 7, m.features)).astype(np.float32), rng)  # 3 requests' 7 rows each
+    got, meta = output_of(infer_binary(server, "rows", x))
+    assert meta["shape"] == [3, 7, m.width]
+    np.testing.assert_allclose(got.reshape(-1, m.width), m.reference(x.reshape(-1, m.features)), rtol=0, atol=1e-6)
+    x = rng.normal(size=(2, 2, 3, m.features)).astype(np.float32)
+    got, meta = output_of(infer_binary(server, "grid", x))
+    assert meta["shape"] == [2, 2, 3, m.width]
+    np.testing.assert_allclose(got.reshape(-1, m.width), m.reference(x.reshape(-1, m.features)), rtol=0, atol=1e-6)
+    empty, meta = output_of(infer_binary(server, "rows", np.zeros((1, 0, m.features), np.float32)))
+    assert meta["shape"] == [1, 0, m.width] and empty.size == 0
+    for name, expected in [("rows_flat_output", f"expected [-1,{m.width}]"),
+                           ("rows_other_dims", f"expected [4,{m.width}]")]:
+        e = idx[name]
+        assert e["state"] == "UNAVAILABLE" and "outputs[0].shape" in e["reason"], e
+        assert expected in e["reason"] and "leading dimensions" in e["reason"], e
+
+
 def corrupt_files(trained):
     """{name: (ext, bytes, what the reason says)}"""
     good_json = trained["binary"].files["json"]
