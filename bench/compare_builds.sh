@@ -5,6 +5,8 @@
 #   mlp          examples/models/mlp, one JSON row, wrk -c16 (bench/infer.lua)
 #   transformer  bench/models/encoder_batched (dynamic batching), one binary
 #                [1,32,128] row, wrk -c32 (bench/infer_binary.lua)
+#   mlp_grpc     examples/models/mlp over KServe v2 gRPC, 16 streams, the NEW
+#                binary's `berth bench --protocol grpc` as the client of both
 # Rounds alternate old, new, old, new... so that drift of the machine hits
 # both alike; the table gives every round, the medians and new/old ratios.
 # Servers listen on 127.0.0.1 only and are stopped by their PIDs.
@@ -76,15 +78,19 @@ port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 
 # one_round BENCH BINARY LABEL ROUND: start BINARY, warm up, one measured wrk run, stop it.
 one_round() {
-  local bench=$1 bin=$2 label=$3 round=$4 p repo path conns lua pid out
+  local bench=$1 bin=$2 label=$3 round=$4 p repo path conns lua pid out grpc
   p=$(port)
-  if [[ $bench == mlp ]]; then
+  grpc=$(grpc_off "$bin")
+  if [[ $bench == mlp_grpc ]]; then
+    repo=examples/models path=/v2/models/mlp/infer conns=16 lua=bench/infer.lua gp=$(port)
+    grpc="--grpc-port $gp"
+  elif [[ $bench == mlp ]]; then
     repo=examples/models path=/v2/models/mlp/infer conns=16 lua=bench/infer.lua
   else
     repo=bench/models path=/v2/models/encoder_batched/infer conns=32 lua=bench/infer_binary.lua
   fi
   # shellcheck disable=SC2086
-  "$bin" serve --model-repository "$repo" --host 127.0.0.1 --http-port "$p" --metrics-port 0 $(grpc_off "$bin") --log-level warn \
+  "$bin" serve --model-repository "$repo" --host 127.0.0.1 --http-port "$p" --metrics-port 0 $grpc --log-level warn \
     ${BERTH_EXTRA_ARGS:-} >"$WORK/$bench.$label.$round.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
@@ -96,9 +102,23 @@ one_round() {
   BENCH_HEADER_LENGTH=$(cat "$WORK/transformer.hlen")
   export BENCH_HEADER_LENGTH
   url="http://127.0.0.1:$p$path"
+  out="$WORK/$bench.$label.$round.wrk"
+  if [[ $bench == mlp_grpc ]]; then
+    # berth bench's JSON report, as the BENCH_WRK line that the report below reads.
+    record "$bench.$label.$round" "$NEW" bench --protocol grpc -m mlp -c "$conns" -d "$DURATION" --warmup "$WARMUP" \
+      -f json "http://127.0.0.1:$gp"
+    run_bounded $((WARMUP + DURATION + 30)) "$out.json" "$NEW" bench --protocol grpc -m mlp -c "$conns" \
+      -d "$DURATION" --warmup "$WARMUP" -f json "http://127.0.0.1:$gp" || true
+    "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]
+print("BENCH_WRK requests=%(requests)d duration_us=%(us)d x status=%(errors)d timeout=%(timeouts)d lat_p50_us=%(p50_us)d "
+      "lat_p90_us=%(p90_us)d lat_p99_us=%(p99_us)d" % dict(r, us=int(r["duration_s"] * 1e6)))' \
+      "$out.json" >"$out" 2>&1 || echo "berth bench failed" >>"$out"
+    stop_pid "$pid"
+    log "$bench $label round $round: $(grep -o 'requests=[0-9]*' "$out" | head -1)"
+    return
+  fi
   record "$bench.$label.$round" wrk -t"$WRK_THREADS" -c"$conns" -d"${DURATION}s" --latency -s "$lua" "$url"
   run_bounded $((WARMUP + 30)) "$WORK/warm.txt" wrk -t"$WRK_THREADS" -c"$conns" -d"${WARMUP}s" -s "$lua" "$url" || true
-  out="$WORK/$bench.$label.$round.wrk"
   run_bounded $((DURATION + 30)) "$out" wrk -t"$WRK_THREADS" -c"$conns" -d"${DURATION}s" --latency -s "$lua" "$url" ||
     echo "wrk exit status $?" >>"$out"
   stop_pid "$pid"

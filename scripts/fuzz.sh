@@ -8,7 +8,8 @@
 # usage: scripts/fuzz.sh [TARGET ...]   (default: every target)
 # environment: FUZZ_SECONDS=30 FUZZ_BUILD=build-fuzz FUZZ_WORK=/tmp/berth-fuzz FUZZ_JOBS=1
 #              FUZZ_RUNS=N (instead of a time: exactly N executions per target, for long offline runs)
-#              FUZZ_ARGS='...' (more libFuzzer flags, e.g. '-entropic=0 -max_len=16384' for a faster long run)
+#              FUZZ_ARGS='...' (more libFuzzer flags, e.g. '-fork=2 -entropic=0 -max_len=16384' for a long run
+#              on 2 cores: one run, its executions counted over both workers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-30}
@@ -47,7 +48,8 @@ for t in "${targets[@]}"; do
     tail -n 40 "$WORK/$t/log" >&2
     echo "fuzz.sh: $t FAILED; the input is in $WORK/$t/artifacts/" >&2
   else
-    grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$WORK/$t/log" | tr '\n' ' '
+    # (-fork=N runs print no final stats, only how many executions they made.)
+    grep -E "stat::number_of_executed_units|stat::peak_rss_mb|^INFO: fuzzed for" "$WORK/$t/log" | tr '\n' ' ' || true
     echo
   fi
 done

@@ -75,11 +75,11 @@ void InstancePool::Enqueue(std::unique_ptr<InferRequest> request, InferCompletio
       refused = ResourceExhausted("model '" + config_.name + "': queue is full (" +
                                   std::to_string(config_.max_queue_size) + " requests waiting); retry later");
     } else {
-      bool timed = request->deadline != Clock::time_point::max();
+      bool sooner = request->deadline < watch_next_;
       queue_.push_back(Item{std::move(request), std::move(done), Clock::now()});
       options_.metrics->queue_depth.fetch_add(1, std::memory_order_relaxed);
       wake_all = AnyLent();  // notify_one might wake only the executor of a lent instance
-      if (timed) watch_cv_.notify_one();
+      if (sooner) watch_cv_.notify_one();
     }
   }
   if (!refused.ok()) return done(refused);
@@ -308,14 +308,16 @@ void InstancePool::RunBatchUnguarded(size_t slot, std::vector<Item>& batch) {
 
 void InstancePool::BeginExecution(size_t slot, std::vector<Item>& batch) {
   if (options_.execution_timeout_ms <= 0) return;
+  bool sooner;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Slot& s = slots_[slot];
     s.running = &batch;
     s.timed_out = false;
     s.must_end = Clock::now() + std::chrono::milliseconds(options_.execution_timeout_ms);
+    sooner = s.must_end < watch_next_;
   }
-  watch_cv_.notify_one();
+  if (sooner) watch_cv_.notify_one();
 }
 
 bool InstancePool::EndExecution(size_t slot) {
@@ -388,7 +390,9 @@ void InstancePool::Watchdog() {
       lock.lock();
       continue;
     }
+    watch_next_ = next;
     watch_cv_.wait_until(lock, next);
+    watch_next_ = Clock::time_point::min();  // scanning: whoever adds a deadline meanwhile waits for the lock
   }
 }
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -109,7 +110,10 @@ class InstancePool final : public Scheduler {
   double avg_rows_ = 0;   // GUARDED_BY(stats_mu_)
   int64_t observed_ = 0;  // GUARDED_BY(stats_mu_)
   std::vector<std::thread> threads_;
-  std::condition_variable watch_cv_;  // wakes the watchdog: a new deadline, or stopping
+  std::condition_variable watch_cv_;  // wakes the watchdog: a deadline before its next wake-up, or stopping
+  // When the waiting watchdog wakes up by itself; a deadline after it needs no
+  // notification (each one would cost a wake-up and a scan of the queue).
+  std::chrono::steady_clock::time_point watch_next_ = std::chrono::steady_clock::time_point::min();  // GUARDED_BY(mu_)
   std::thread watchdog_;
 };
 

@@ -243,6 +243,38 @@ TEST(InstancePoolTest, ExpiredRequestsAreDroppedWithAClearError) {
   EXPECT_NE(r.status().message().find("past its timeout"), std::string::npos);
 }
 
+// The watchdog sleeps until the earliest deadline it knows (at most a second) and is woken only for
+// an earlier one: a request with a short deadline, queued after one with a long deadline, is answered
+// 504 at its own deadline while the instance is still busy, not when the watchdog would have woken.
+TEST(InstancePoolTest, ASoonerDeadlineWakesTheWatchdogWhileTheInstanceIsBusy) {
+  Pool p(1, 64);
+  std::promise<Result<InferResponse>> busy, later, sooner;
+  p.pool->Enqueue(Request(1), [&](Result<InferResponse> r) { busy.set_value(std::move(r)); });
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (p.running.load() < 1 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  auto long_deadline = Request(2);
+  long_deadline->deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  p.pool->Enqueue(std::move(long_deadline), [&](Result<InferResponse> r) { later.set_value(std::move(r)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the watchdog now sleeps for up to a second
+  auto start = std::chrono::steady_clock::now();
+  auto short_deadline = Request(3);
+  short_deadline->deadline = start + std::chrono::milliseconds(30);
+  p.pool->Enqueue(std::move(short_deadline), [&](Result<InferResponse> r) { sooner.set_value(std::move(r)); });
+  auto answer = sooner.get_future();
+  bool in_time = answer.wait_for(std::chrono::milliseconds(600)) == std::future_status::ready;
+  auto waited = std::chrono::steady_clock::now() - start;
+  p.release.set_value();  // (before any assertion: the pool's destructor waits for the busy instance)
+  EXPECT_TRUE(in_time) << "the sooner deadline was not enforced while the instance was busy";
+  auto r = answer.get();
+  if (in_time) {
+    EXPECT_GE(waited, std::chrono::milliseconds(30));
+  }
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(busy.get_future().get().ok());
+  EXPECT_TRUE(later.get_future().get().ok());
+}
+
 // Doubles its FP32 input after sleeping *delay_us; counts calls that overlap
 // (one instance must never run two requests at once).
 class TimedInstance final : public ModelInstance {
