@@ -183,8 +183,9 @@ Result<std::vector<ServedModel>> InferenceServer::Statistics(std::string_view mo
   }
   ASSIGN_OR_RETURN(ModelEntry entry, repository_->Entry(model));
   for (int64_t v : entry.ReadyVersions()) {
-    ASSIGN_OR_RETURN(ServedModel one, Resolve(model, v));
-    out.push_back(std::move(one));
+    // A version retired since the listing is left out, not an error for the rest.
+    Result<ServedModel> one = Resolve(model, v);
+    if (one.ok()) out.push_back(std::move(one).value());
   }
   if (out.empty()) return repository_->Get(model, -1).status();
   return out;
