@@ -165,6 +165,8 @@ Status RunServer(const ServerOptions& o) {
     go.host = o.host;
     go.port = o.grpc_port;
     go.max_message_bytes = static_cast<int64_t>(o.max_request_bytes);
+    go.read_timeout_secs = o.read_timeout_secs;
+    go.idle_timeout_secs = o.idle_timeout_secs;
     if (tls) go.credentials = GrpcTlsCredentials(tls_files);
     ASSIGN_OR_RETURN(grpc, GrpcServer::Create(go, server.get(), AccessPolicy(access)));
     spdlog::info("gRPC (KServe v2, grpc.health.v1) on {}:{}{}", o.host, grpc->port(), tls ? " (TLS)" : "");

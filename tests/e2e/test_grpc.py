@@ -10,6 +10,7 @@ import filecmp
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -585,3 +586,64 @@ def test_mlp_over_grpc_matches_torch(examples_server):
             np.testing.assert_allclose(output_array(a.infer_response, 0), want[i:i + 1], rtol=1e-5, atol=1e-6)
     finally:
         c.close()
+
+
+def _frames_until_closed(sock, limit_s):
+    """HTTP/2 frame types the server sends until it closes the connection (None: still open at limit_s)."""
+    sock.settimeout(0.2)
+    data, deadline = b"", time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            types, i = [], 0
+            while i + 9 <= len(data):
+                length = int.from_bytes(data[i:i + 3], "big")
+                types.append(data[i + 3])
+                i += 9 + length
+            return types
+        data += chunk
+    return None
+
+
+def test_slow_and_idle_connections_are_closed(tmp_path):
+    """--read-timeout-secs and --idle-timeout-secs hold for the gRPC port as for HTTP: a connection that never
+    sends HTTP/2's preface is dropped, one with no call open gets GOAWAY; an open stream is not idle."""
+    from conftest import Server
+    repo = tmp_path / "models"
+    repo.mkdir()
+    write_model(repo, "vec", identity_config([("x", "FP32", [-1])], mbs=8))
+    s = Server(repo, ["--read-timeout-secs", "1", "--idle-timeout-secs", "2"])
+    try:
+        silent = socket.create_connection(("127.0.0.1", s.grpc_port))
+        idle = socket.create_connection(("127.0.0.1", s.grpc_port))
+        idle.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # preface, SETTINGS
+        t0 = time.monotonic()
+        assert _frames_until_closed(silent, 10) is not None, "a connection that sends nothing stays open"
+        assert time.monotonic() - t0 < 5
+        types = _frames_until_closed(idle, 15)
+        assert types is not None, "an idle HTTP/2 connection stays open"
+        assert 7 in types, f"no GOAWAY among the frames {types}"  # 7 = GOAWAY
+        assert time.monotonic() - t0 < 10
+        silent.close()
+        idle.close()
+
+        c = Client(s.grpc_target)
+        try:
+            def slow_requests():
+                for i in range(3):
+                    if i:
+                        time.sleep(1.5)  # 3 s in all with the stream open: longer than the idle limit
+                    yield c.infer_request("vec", [("x", "FP32", np.full((1, 1), i, np.float32))], id=str(i))
+            answers = list(c.stub.ModelStreamInfer(slow_requests(), timeout=30))
+            assert [a.error_message for a in answers] == ["", "", ""]
+            assert [float(output_array(a.infer_response, 0).ravel()[0]) for a in answers] == [0, 1, 2]
+            assert c.infer("vec", [("x", "FP32", np.ones((1, 1), np.float32))]) is not None
+        finally:
+            c.close()
+    finally:
+        s.stop()

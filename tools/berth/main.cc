@@ -80,10 +80,14 @@ int main(int argc, char** argv) {
   serve->add_option("--max-header-bytes", serve_opts.max_header_bytes, "Largest request header block (431 above)")
       ->capture_default_str()
       ->check(CLI::Range(uint32_t{256}, uint32_t{1} << 24));
-  serve->add_option("--read-timeout-secs", serve_opts.read_timeout_secs, "Time allowed to send one request")
+  serve
+      ->add_option("--read-timeout-secs", serve_opts.read_timeout_secs,
+                   "Time allowed to send one request (gRPC: to open the connection)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
-  serve->add_option("--idle-timeout-secs", serve_opts.idle_timeout_secs, "Idle keep-alive connections close after this")
+  serve
+      ->add_option("--idle-timeout-secs", serve_opts.idle_timeout_secs,
+                   "Idle keep-alive connections (gRPC: with no call open) close after this")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
   serve

@@ -11,6 +11,10 @@
 
 namespace berth {
 
+namespace {
+int SecondsToMs(int secs) { return secs > INT_MAX / 1000 ? INT_MAX : secs * 1000; }
+}  // namespace
+
 GrpcServer::GrpcServer(AccessPolicy access) : access_(std::move(access)) {}
 
 GrpcServer::~GrpcServer() { Stop(); }
@@ -29,6 +33,12 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::Create(Options options, Inferenc
   // gRPC's 4 MiB default would refuse ordinary image batches: the HTTP limit applies, decompressed.
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT_MAX)));
   builder.SetMaxSendMessageSize(INT_MAX);
+  // Slow and idle connections are bounded as on the HTTP port (a streaming
+  // call in progress is not idle).
+  if (options.read_timeout_secs > 0)
+    builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, SecondsToMs(options.read_timeout_secs));
+  if (options.idle_timeout_secs > 0)
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, SecondsToMs(options.idle_timeout_secs));
   // A port in use must fail, not share it with another server.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(s->inference_.get());

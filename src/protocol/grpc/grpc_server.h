@@ -30,6 +30,11 @@ class GrpcServer final : public FrontEnd {
     uint16_t port = 8001;
     // The largest request message, decompressed (--max-request-bytes).
     int64_t max_message_bytes = 64 << 20;
+    // A connection must send HTTP/2's preface and SETTINGS within this
+    // (--read-timeout-secs), and one with no call open is closed after
+    // idle_timeout_secs (--idle-timeout-secs), as on the HTTP port. 0 = gRPC's default.
+    int read_timeout_secs = 0;
+    int idle_timeout_secs = 0;
     // Plaintext when null (TLS: grpc::SslServerCredentials).
     std::shared_ptr<grpc::ServerCredentials> credentials;
   };
